@@ -1,0 +1,14 @@
+// Command tetherd is a tether component that is not built yet; see README.md for
+// the status of each part. It exits with status 1 so nothing mistakes it for
+// a working daemon.
+package main
+
+import (
+	"fmt"
+	"os"
+)
+
+func main() {
+	fmt.Fprintln(os.Stderr, "tetherd: not implemented yet; see the status table in README.md")
+	os.Exit(1)
+}

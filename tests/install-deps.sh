@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs the Debian packages tether's tests use. Idempotent: packages
+# already present are not fetched again, and apt-get update runs only when
+# something is missing. Used by .ci/run and by `make test` / `make demo`.
+set -euo pipefail
+export DEBIAN_FRONTEND=noninteractive
+
+# Independent dissectors (the judges of what tether puts on the wire).
+pkgs=(tshark tcpdump)
+
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+if [ "$(id -u)" -ne 0 ]; then
+  echo "install-deps: need root to install: ${missing[*]}" >&2
+  exit 1
+fi
+echo "install-deps: installing ${missing[*]}"
+# wireshark-common asks whether non-root users may capture; answer no.
+echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections
+apt-get -o DPkg::Lock::Timeout=600 update -q
+apt-get -o DPkg::Lock::Timeout=600 install -y -q --no-install-recommends "${missing[@]}"
