@@ -81,7 +81,13 @@ func appendOrgTLV(b []byte, t OrgTLV, cid OUI) ([]byte, error) {
 	if err != nil {
 		return b[:start], err
 	}
-	return endTLV(b, start, t.tlvName(), MaxTLVValue)
+	// Check the length here rather than through endTLV so that tlvName,
+	// which may allocate, runs only on the error path.
+	if n := len(b) - start - tlvHeaderLen; n > MaxTLVValue {
+		return b[:start], newError(t.tlvName(), start, ErrOversize, "value is %d bytes, at most %d allowed", n, MaxTLVValue)
+	}
+	putTLVHeader(b[start:], uint8(lldp.TLVTypeOrganizationSpecific), len(b)-start-tlvHeaderLen)
+	return b, nil
 }
 
 // RawTLV is an LLDP or VDP TLV this package does not decode further; it
@@ -128,9 +134,15 @@ func (t *RawOrgTLV) tlvName() string {
 }
 func (t *RawOrgTLV) orgID(OUI) (OUI, uint8) { return t.OUI, t.Subtype }
 func (t *RawOrgTLV) appendInfo(b []byte) ([]byte, error) {
+	if len(t.Info) > MaxOrgInfo {
+		return b, newError(t.tlvName(), len(b), ErrOversize, "information string is %d bytes, at most %d allowed", len(t.Info), MaxOrgInfo)
+	}
 	return append(b, t.Info...), nil
 }
-func (t *RawOrgTLV) decodeInfo(b []byte, _ int) error {
+func (t *RawOrgTLV) decodeInfo(b []byte, off int) error {
+	if len(b) > MaxOrgInfo {
+		return newError(t.tlvName(), off, ErrOversize, "information string is %d bytes, at most %d allowed", len(b), MaxOrgInfo)
+	}
 	t.Info = b
 	return nil
 }
