@@ -15,6 +15,11 @@ func FuzzTetherTLV(f *testing.F) {
 	}
 	f.Add(uint8(9), []byte{1, 2, 3})
 	f.Add(uint8(3), []byte{0, 1, 1, 0, 0, 0, 0, 0, 1, 0x08, 0x00, 1, 'a', 1, 'p'})
+	many := []byte{0, 1, 1, 0, 0, 0, 0, 0, 200}
+	for i := 0; i < 200; i++ {
+		many = append(many, 0x88, byte(i))
+	}
+	f.Add(uint8(3), append(many, 0, 1, 'p'))
 	f.Fuzz(func(t *testing.T, sub uint8, info []byte) {
 		if len(info) > MaxOrgInfo {
 			info = info[:MaxOrgInfo]

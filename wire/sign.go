@@ -47,8 +47,10 @@ const (
 	SignedTLVPrefixLen = SignatureTLVLen - SignatureSize
 )
 
-// EtherTypes of the PDUs a signature can protect. The exported names live
-// in ethernet.go and ecp.go; these keep this file independent of them.
+// EtherTypes of the PDUs a signature can protect, and the ECP header size.
+// EtherTypeLLDP, EtherTypeECP and ecpHeaderLen (lldp.go, ecp.go) hold the
+// same values; these copies keep the signing walker independent of the
+// codecs.
 const (
 	sigEtherTypeLLDP = 0x88cc
 	sigEtherTypeECP  = 0x8940

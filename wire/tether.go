@@ -302,8 +302,10 @@ const (
 const (
 	// MaxTetherName is the longest profile name and ACL name, in bytes.
 	MaxTetherName = 64
-	// MaxTetherEtherTypes is the most EtherTypes a profile lists: what fits
-	// in MaxOrgInfo next to two names of MaxTetherName bytes.
+	// MaxTetherEtherTypes is the most EtherTypes a profile can always list:
+	// what fits in MaxOrgInfo next to two names of MaxTetherName bytes.
+	// With shorter names up to 255 (the count octet's limit) fit; the
+	// encoder checks the information string's total size.
 	MaxTetherEtherTypes = (MaxOrgInfo - tetherProfileFixedLen - 2*MaxTetherName) / 2
 	// tetherProfileFixedLen is the profile's size without EtherTypes and names:
 	// VID (2), mode (1), rate (4), priority (1), EtherType count (1), ACL
@@ -384,8 +386,8 @@ func (t *TetherProfile) appendInfo(b []byte) ([]byte, error) {
 		return b, newError(name, start+2, ErrInvalid, "S-Tag mode %d, want 1 (switch) or 2 (I/O extender)", t.Mode)
 	case t.Priority > 7:
 		return b, newError(name, start+7, ErrInvalid, "priority %d out of range 0-7", t.Priority)
-	case len(t.EtherTypes) > MaxTetherEtherTypes:
-		return b, newError(name, start+8, ErrOversize, "%d EtherTypes, at most %d allowed", len(t.EtherTypes), MaxTetherEtherTypes)
+	case len(t.EtherTypes) > 255:
+		return b, newError(name, start+8, ErrOversize, "%d EtherTypes, at most 255 fit in the count octet", len(t.EtherTypes))
 	}
 	for i, et := range t.EtherTypes {
 		if et < tetherMinEtherType {
@@ -398,6 +400,9 @@ func (t *TetherProfile) appendInfo(b []byte) ([]byte, error) {
 	}
 	if err := t.checkName("profile name", t.Name, aclOff+1+len(t.ACL), true); err != nil {
 		return b, err
+	}
+	if n := tetherProfileFixedLen + 2*len(t.EtherTypes) + len(t.ACL) + len(t.Name); n > MaxOrgInfo {
+		return b, newError(name, start, ErrOversize, "information string would be %d bytes, at most %d allowed", n, MaxOrgInfo)
 	}
 	b = binary.BigEndian.AppendUint16(b, t.VID)
 	b = append(b, uint8(t.Mode))
@@ -480,13 +485,12 @@ func (t *TetherProfile) decodeName(b []byte, i, off int, field string, required 
 	if n > MaxTetherName {
 		return "", 0, newError(t.tlvName(), off+i, ErrOversize, "%s is %d bytes, at most %d allowed", field, n, MaxTetherName)
 	}
-	// The ACL name is followed by at least the profile name's length octet.
-	need := 1 + n
-	if !required {
-		need++
-	}
-	if len(b)-i < need {
-		return "", 0, newError(t.tlvName(), off+i, ErrLength, "%s of %d bytes does not fit in the %d bytes left", field, n, len(b)-i-1)
+	switch left := len(b) - i - 1; {
+	case n > left:
+		return "", 0, newError(t.tlvName(), off+i, ErrLength, "%s of %d bytes does not fit in the %d bytes left", field, n, left)
+	case !required && n == left:
+		// The ACL name is followed by at least the profile name's length.
+		return "", 0, newError(t.tlvName(), off+i, ErrLength, "ACL name of %d bytes leaves no room for the profile name", n)
 	}
 	s := string(b[i+1 : i+1+n])
 	if err := t.checkName(field, s, off+i, required); err != nil {

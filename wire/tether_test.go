@@ -217,7 +217,9 @@ func TestTetherTLVDecodeErrors(t *testing.T) {
 		{"profile ACL name too long", tetherTLV(3, tetherCat([]byte{0, 1, 1, 0, 0, 0, 0, 0, 0, 65}, bytes.Repeat([]byte{'a'}, 65), []byte{1, 'p'})), new(TetherProfile), ErrOversize,
 			"tether Profile at offset 15: oversize: ACL name is 65 bytes, at most 64 allowed"},
 		{"profile ACL name overrun", tetherTLV(3, []byte{0, 1, 1, 0, 0, 0, 0, 0, 0, 3, 'a', 'b', 1}), new(TetherProfile), ErrLength,
-			"tether Profile at offset 15: inconsistent length: ACL name of 3 bytes does not fit in the 3 bytes left"},
+			"tether Profile at offset 15: inconsistent length: ACL name of 3 bytes leaves no room for the profile name"},
+		{"profile ACL name past the end", tetherTLV(3, []byte{0, 1, 1, 0, 0, 0, 0, 0, 0, 4, 'a', 'b', 1}), new(TetherProfile), ErrLength,
+			"tether Profile at offset 15: inconsistent length: ACL name of 4 bytes does not fit in the 3 bytes left"},
 		{"profile name missing", tetherTLV(3, []byte{0, 1, 1, 0, 0, 0, 0, 0, 0, 1, 'a', 0}), new(TetherProfile), ErrInvalid,
 			"tether Profile at offset 17: invalid value: profile name is empty"},
 		{"profile name overrun", tetherTLV(3, []byte{0, 1, 1, 0, 0, 0, 0, 0, 0, 0, 5, 'a', 'b'}), new(TetherProfile), ErrLength,
@@ -285,8 +287,10 @@ func TestTetherTLVEncodeErrors(t *testing.T) {
 			"tether Profile at offset 9: invalid value: S-Tag mode 0, want 1 (switch) or 2 (I/O extender)"},
 		{"profile priority", &TetherProfile{Mode: 1, Priority: 8, Name: "p"}, ErrInvalid,
 			"tether Profile at offset 14: invalid value: priority 8 out of range 0-7"},
-		{"profile too many EtherTypes", &TetherProfile{Mode: 1, EtherTypes: make([]uint16, MaxTetherEtherTypes+1), Name: "p"}, ErrOversize,
-			"tether Profile at offset 15: oversize: 185 EtherTypes, at most 184 allowed"},
+		{"profile too many EtherTypes", &TetherProfile{Mode: 1, EtherTypes: make([]uint16, 256), Name: "p"}, ErrOversize,
+			"tether Profile at offset 15: oversize: 256 EtherTypes, at most 255 fit in the count octet"},
+		{"profile too large", &TetherProfile{Mode: 1, EtherTypes: tetherEtherTypes(MaxTetherEtherTypes + 1), ACL: strings.Repeat("a", 64), Name: long[:64]}, ErrOversize,
+			"tether Profile at offset 7: oversize: information string would be 509 bytes, at most 507 allowed"},
 		{"profile EtherType", &TetherProfile{Mode: 1, EtherTypes: []uint16{0x0800, 0x0042}, Name: "p"}, ErrInvalid,
 			"tether Profile at offset 18: invalid value: EtherType 0x0042 is below 0x0600"},
 		{"profile ACL too long", &TetherProfile{Mode: 1, ACL: long, Name: "p"}, ErrOversize,
@@ -312,32 +316,43 @@ func TestTetherTLVEncodeErrors(t *testing.T) {
 	}
 }
 
+// tetherEtherTypes returns n distinct valid EtherTypes.
+func tetherEtherTypes(n int) []uint16 {
+	ets := make([]uint16, n)
+	for i := range ets {
+		ets[i] = 0x0600 + uint16(i)
+	}
+	return ets
+}
+
 func TestTetherProfileLargest(t *testing.T) {
-	p := &TetherProfile{
-		VID: 4094, Mode: TetherSTagIOExtender, RateKbps: 1, Priority: 7,
-		EtherTypes: make([]uint16, MaxTetherEtherTypes),
-		ACL:        strings.Repeat("a", MaxTetherName),
-		Name:       strings.Repeat("é", MaxTetherName/2), // 64 bytes of UTF-8
-	}
-	for i := range p.EtherTypes {
-		p.EtherTypes[i] = 0x0600 + uint16(i)
-	}
-	b, err := p.MarshalBinary()
-	if err != nil {
-		t.Fatalf("MarshalBinary: %v", err)
-	}
-	if len(b) != tlvHeaderLen+MaxTLVValue {
-		t.Fatalf("largest profile is %d bytes, want %d", len(b), tlvHeaderLen+MaxTLVValue)
-	}
-	if b[0] != 0xff || b[1] != 0xff {
-		t.Fatalf("header % x, want ff ff (type 127, length 511)", b[:2])
-	}
-	var got TetherProfile
-	if err := got.UnmarshalBinary(b); err != nil {
-		t.Fatalf("UnmarshalBinary: %v", err)
-	}
-	if !reflect.DeepEqual(&got, p) {
-		t.Fatalf("round trip:\n got %#v\nwant %#v", &got, p)
+	for _, p := range []*TetherProfile{
+		{
+			VID: 4094, Mode: TetherSTagIOExtender, RateKbps: 1, Priority: 7,
+			EtherTypes: tetherEtherTypes(MaxTetherEtherTypes),
+			ACL:        strings.Repeat("a", MaxTetherName),
+			Name:       strings.Repeat("é", MaxTetherName/2), // 64 bytes of UTF-8
+		},
+		// Short names leave room for more EtherTypes: 11 + 2*247 + 2 = 507.
+		{Mode: TetherSTagSwitch, EtherTypes: tetherEtherTypes(247), Name: "xy"},
+	} {
+		b, err := p.MarshalBinary()
+		if err != nil {
+			t.Fatalf("MarshalBinary: %v", err)
+		}
+		if len(b) != tlvHeaderLen+MaxTLVValue {
+			t.Fatalf("largest profile is %d bytes, want %d", len(b), tlvHeaderLen+MaxTLVValue)
+		}
+		if b[0] != 0xff || b[1] != 0xff {
+			t.Fatalf("header % x, want ff ff (type 127, length 511)", b[:2])
+		}
+		var got TetherProfile
+		if err := got.UnmarshalBinary(b); err != nil {
+			t.Fatalf("UnmarshalBinary: %v", err)
+		}
+		if !reflect.DeepEqual(&got, p) {
+			t.Fatalf("round trip:\n got %#v\nwant %#v", &got, p)
+		}
 	}
 }
 
