@@ -3,6 +3,7 @@ module github.com/tether-net/tether
 go 1.26
 
 require (
+	github.com/coreos/go-systemd/v22 v22.7.0
 	github.com/mdlayher/lldp v0.0.0-20150915211757-afd9f83164c5
 	github.com/spf13/cobra v1.10.2
 	go.etcd.io/bbolt v1.5.0

@@ -27,7 +27,8 @@ environment:
   TETHER_SOCKET     tetherd's socket (default /run/tether/tetherd.sock)
   TETHER_SPOOL_DIR  the spool directory
 
-exit status: 0 delivered or spooled, 1 internal error, 2 usage,
+exit status: 0 delivered, spooled or ignored (unknown operation), 1 internal
+error, 2 usage,
 3 bad XML, 4 input over 4 MiB, 5 spool full.
 `
 

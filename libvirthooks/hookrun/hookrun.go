@@ -6,7 +6,8 @@
 // and never writes to stdout (for migrate and restore libvirt would take the
 // output as replacement domain XML).
 //
-// Exit codes are those of libvirthooks.ExitCode: 0 delivered or spooled,
+// Exit codes are those of libvirthooks.ExitCode: 0 delivered, spooled or
+// ignored (an operation or sub-operation a newer libvirt added),
 // 1 internal error, 2 usage, 3 bad XML, 4 oversize input, 5 spool full.
 // A non-zero status for prepare, start, migrate or restore makes libvirt
 // abort the operation, so only input that is really wrong fails.
@@ -69,6 +70,9 @@ const (
 	Delivered
 	// Spooled means tetherd could not take it and it waits in the spool.
 	Spooled
+	// Ignored means the operation is one this tether-hook does not know
+	// (a newer libvirt's); it exits 0 so libvirt goes on.
+	Ignored
 )
 
 // Run handles one hook invocation and returns the exit status.
@@ -82,6 +86,15 @@ func Run(ctx context.Context, o Options) (int, Result) {
 		return libvirthooks.ExitCode(err), Failed
 	}
 	ev, err := libvirthooks.ParseArgs(o.Args)
+	var uo *libvirthooks.UnknownOperationError
+	var us *libvirthooks.UnknownSubOperationError
+	if errors.As(err, &uo) || errors.As(err, &us) {
+		// A newer libvirt may add operations. Failing would abort the
+		// domain's start or migration for an event tether cannot use, so
+		// say so and let libvirt go on.
+		fmt.Fprintf(stderr, "tether-hook: ignoring event: %v\n", err)
+		return libvirthooks.ExitOK, Ignored
+	}
 	if err != nil {
 		return fail(err)
 	}

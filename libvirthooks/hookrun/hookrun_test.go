@@ -191,6 +191,21 @@ func TestRunRefusesBadInput(t *testing.T) {
 	}
 }
 
+func TestRunIgnoresUnknownOperation(t *testing.T) {
+	f := &fakeTetherd{}
+	client := f.start(t)
+	spool := &libvirthooks.Spool{Dir: filepath.Join(t.TempDir(), "spool")}
+	var stderr bytes.Buffer
+	code, res := Run(context.Background(), Options{Args: []string{"qemu", "vm1", "teleport", "begin", "-"},
+		Stdin: strings.NewReader(domXML), Stderr: &stderr, Client: client, Spool: spool})
+	if code != 0 || res != Ignored || len(f.got) != 0 || len(spoolFiles(t, spool.Dir)) != 0 {
+		t.Fatalf("Run = %d, %v; delivered %d", code, res, len(f.got))
+	}
+	if !strings.HasPrefix(stderr.String(), "tether-hook: ignoring event: ") {
+		t.Fatalf("stderr %q", stderr.String())
+	}
+}
+
 func TestRunRefusedByTetherdIsNotSpooled(t *testing.T) {
 	f := &fakeTetherd{status: http.StatusUnprocessableEntity}
 	client := f.start(t)
