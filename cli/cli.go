@@ -114,9 +114,13 @@ Exit status: 0 on success, 1 when the command ran but something failed,
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
 		return &usageError{cmd: cmd, err: err}
 	})
-	root.CompletionOptions.DisableDefaultCmd = true
 	root.AddCommand(
 		newDecodeCommand(s),
+		newStatusCommand(s),
+		newVMsCommand(s),
+		newVIFsCommand(s),
+		newVIFCommand(s),
+		newEventsCommand(s),
 	)
 	return root
 }

@@ -1,0 +1,5 @@
+//go:build !linux
+
+package inventory
+
+func fsType(string) string { return "unknown" }
