@@ -216,3 +216,14 @@ func (l Log) Handler(w io.Writer) slog.Handler {
 	}
 	return slog.NewTextHandler(w, opts)
 }
+
+// Write prints c as YAML, every key with its value (defaults included), so
+// an operator sees what tetherd will use.
+func Write(w io.Writer, c Config) error {
+	enc := yaml.NewEncoder(w)
+	enc.SetIndent(2)
+	if err := enc.Encode(c); err != nil {
+		return fmt.Errorf("write config: %w", err)
+	}
+	return enc.Close()
+}

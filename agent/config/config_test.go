@@ -81,3 +81,35 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+func TestWriteRoundTrip(t *testing.T) {
+	c := Default()
+	c.Libvirt.URI = "test:///default"
+	c.Log.Format = "json"
+	var b strings.Builder
+	if err := Write(&b, c); err != nil {
+		t.Fatal(err)
+	}
+	got, err := Parse(strings.NewReader(b.String()))
+	if err != nil {
+		t.Fatalf("Parse(Write(c)): %v\n%s", err, b.String())
+	}
+	if got != c {
+		t.Fatalf("round trip changed the config:\n%+v\n%+v", got, c)
+	}
+	if !strings.Contains(b.String(), "reconnect_max: 30s") {
+		t.Fatalf("durations not written as strings:\n%s", b.String())
+	}
+}
+
+// TestShippedConfigIsTheDefault keeps packaging/tetherd.yaml, which documents
+// every key, in step with Default().
+func TestShippedConfigIsTheDefault(t *testing.T) {
+	c, err := Load(filepath.Join("..", "..", "packaging", "tetherd.yaml"), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c != Default() {
+		t.Fatalf("packaging/tetherd.yaml differs from Default():\n%+v\n%+v", c, Default())
+	}
+}

@@ -1,14 +1,107 @@
-// Command tetherd is a tether component that is not built yet; see README.md for
-// the status of each part. It exits with status 1 so nothing mistakes it for
-// a working daemon.
+// Command tetherd is tether's host agent, run by systemd on every
+// hypervisor. It keeps the inventory of every VM's vNICs from libvirt events
+// and hooks, durably, and serves the local API that tetherctl, tether-hook
+// and the CNI plugin use.
 package main
 
 import (
+	"context"
+	"flag"
 	"fmt"
+	"log/slog"
 	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/tether-net/tether/agent/config"
+	"github.com/tether-net/tether/agent/daemon"
+	"github.com/tether-net/tether/agent/inventory"
+	libvirtsrc "github.com/tether-net/tether/agent/source/libvirt"
 )
 
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+const usage = `usage: tetherd [--config FILE] [--check-config] [--version]
+
+tetherd is tether's host agent. It follows libvirt's domains (events, hooks
+and a full reconcile after every connect), keeps every vNIC in a crash-safe
+inventory under state_dir, and serves the local API on socket for tetherctl,
+tether-hook and the CNI plugin.
+
+flags:
+`
+
 func main() {
-	fmt.Fprintln(os.Stderr, "tetherd: not implemented yet; see the status table in README.md")
-	os.Exit(1)
+	fs := flag.NewFlagSet("tetherd", flag.ContinueOnError)
+	cfgPath := fs.String("config", config.DefaultPath, "configuration file (YAML; every key optional)")
+	check := fs.Bool("check-config", false, "validate the configuration, print it with defaults filled in, and exit")
+	showVersion := fs.Bool("version", false, "print the version and exit")
+	fs.Usage = func() {
+		fmt.Fprint(os.Stderr, usage)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(os.Args[1:]); err != nil {
+		if err == flag.ErrHelp {
+			os.Exit(0)
+		}
+		os.Exit(2)
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(os.Stderr, "tetherd: unexpected arguments %q\n", fs.Args())
+		fs.Usage()
+		os.Exit(2)
+	}
+	if *showVersion {
+		fmt.Println("tetherd", version)
+		return
+	}
+	explicit := false
+	fs.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "config" })
+	cfg, err := config.Load(*cfgPath, explicit)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "tetherd: %v\n", err)
+		os.Exit(2)
+	}
+	if *check {
+		if err := config.Write(os.Stdout, cfg); err != nil {
+			fmt.Fprintf(os.Stderr, "tetherd: %v\n", err)
+			os.Exit(1)
+		}
+		fmt.Fprintf(os.Stderr, "tetherd: configuration %s is valid\n", *cfgPath)
+		return
+	}
+	log := slog.New(cfg.Log.Handler(os.Stderr))
+	slog.SetDefault(log)
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, cfg, log); err != nil {
+		log.Error("tetherd failed", "err", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
+	openCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	d, err := daemon.New(openCtx, daemon.Options{
+		Config: cfg, Logger: log, Version: version,
+		NewSources: func(store *inventory.Store, log *slog.Logger) ([]daemon.Source, daemon.HookHandler, error) {
+			if cfg.Libvirt.URI == "" {
+				log.Warn("libvirt source disabled (libvirt.uri is empty): only hooks feed the inventory")
+				return nil, nil, nil
+			}
+			src := &libvirtsrc.Source{
+				URI: cfg.Libvirt.URI, Store: store, Logger: log,
+				ReconnectMin: time.Duration(cfg.Libvirt.ReconnectMin),
+				ReconnectMax: time.Duration(cfg.Libvirt.ReconnectMax),
+			}
+			return []daemon.Source{src}, src, nil
+		},
+	})
+	if err != nil {
+		return err
+	}
+	return d.Run(ctx)
 }
