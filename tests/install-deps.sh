@@ -6,7 +6,7 @@ set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 
 # Independent dissectors (the judges of what tether puts on the wire).
-pkgs=(tshark tcpdump)
+pkgs=(tshark tcpdump libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86 tini iproute2)
 
 missing=()
 for p in "${pkgs[@]}"; do
