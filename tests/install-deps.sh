@@ -5,8 +5,12 @@
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 
-# Independent dissectors (the judges of what tether puts on the wire).
-pkgs=(tshark tcpdump libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86 tini iproute2)
+# tshark, tcpdump: independent dissectors, the judges of what tether puts on
+#   the wire.
+# libvirt0: the library tetherd dlopens (test:///default driver included).
+# libvirt-daemon*, libvirt-clients, qemu-system-x86, tini, iproute2: a real
+#   libvirtd with TCG domains for tests/libvirtlab (tini is its subreaper).
+pkgs=(tshark tcpdump libvirt0 libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86 tini iproute2)
 
 missing=()
 for p in "${pkgs[@]}"; do
