@@ -27,9 +27,9 @@ environment:
   TETHER_SOCKET     tetherd's socket (default /run/tether/tetherd.sock)
   TETHER_SPOOL_DIR  the spool directory
 
-exit status: 0 delivered, spooled or ignored (unknown operation), 1 internal
-error, 2 usage,
-3 bad XML, 4 input over 4 MiB, 5 spool full.
+exit status: 0 delivered, spooled, or ignored (an operation this version
+does not know), 1 internal error, 2 usage, 3 bad XML, 4 input over 4 MiB,
+5 spool full.
 `
 
 func main() {
