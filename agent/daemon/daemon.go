@@ -63,7 +63,21 @@ type Daemon struct {
 	hooks   HookHandler
 	started time.Time
 
-	hooksOn atomic.Bool
+	hooksOn                       atomic.Bool
+	hookEvents, hookErrs, spooled atomic.Uint64
+	hookLastErr                   atomic.Pointer[string]
+}
+
+// hookStatus reports the hook path as a source in GET /v1/status.
+type hookStatus struct{ d *Daemon }
+
+// Status implements apiserver.SourceStatus.
+func (h hookStatus) Status() api.SourceStatus {
+	st := api.SourceStatus{Name: "hooks", Connected: h.d.hooksOn.Load() && h.d.hooks != nil, Events: h.d.hookEvents.Load()}
+	if p := h.d.hookLastErr.Load(); p != nil {
+		st.LastError = *p
+	}
+	return st
 }
 
 // New opens the store and the API socket. Nothing runs until Run.
@@ -116,7 +130,23 @@ func (d *Daemon) Hook(ctx context.Context, ev api.HookEvent) error {
 	if !d.hooksOn.Load() || d.hooks == nil {
 		return errors.New("tetherd is starting: replaying spooled hook events first")
 	}
-	return d.hooks.Hook(ctx, ev)
+	return d.applyHook(ctx, ev)
+}
+
+// applyHook hands one event to the handler and counts it.
+func (d *Daemon) applyHook(ctx context.Context, ev api.HookEvent) error {
+	err := d.hooks.Hook(ctx, ev)
+	if err != nil {
+		d.hookErrs.Add(1)
+		msg := err.Error()
+		d.hookLastErr.Store(&msg)
+		return err
+	}
+	d.hookEvents.Add(1)
+	if ev.Spooled {
+		d.spooled.Add(1)
+	}
+	return nil
 }
 
 // Run serves until ctx ends, then stops everything in order and closes the
@@ -126,7 +156,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
-	var statuses []apiserver.SourceStatus
+	statuses := []apiserver.SourceStatus{hookStatus{d}}
 	for _, s := range d.sources {
 		statuses = append(statuses, s)
 	}
@@ -193,7 +223,7 @@ func (d *Daemon) replay(ctx context.Context, spool *libvirthooks.Spool) {
 			SubOperation: string(se.Event.SubOperation), Extra: se.Event.Extra, XML: string(se.XML),
 			Received: se.Time, Spooled: true,
 		}
-		if err := d.hooks.Hook(ctx, ev); err != nil {
+		if err := d.applyHook(ctx, ev); err != nil {
 			var hs interface{ HTTPStatus() int }
 			if errors.As(err, &hs) && hs.HTTPStatus()/100 == 4 {
 				d.log.Warn("dropping spooled hook event", "event", se.Event.String(), "err", err)
