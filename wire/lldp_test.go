@@ -627,6 +627,40 @@ func BenchmarkLLDPDUDecode1500(b *testing.B) {
 }
 
 // BenchmarkLLDPDUEncode encodes the same LLDPDU into a reused buffer.
+// BenchmarkMdlayherDecode1500 decodes the same LLDPDU with
+// github.com/mdlayher/lldp, the peer decoder, so the two can be compared as
+// a ratio in one run (mdlayher only splits TLVs; it decodes no org TLV).
+func BenchmarkMdlayherDecode1500(b *testing.B) {
+	du := lldpBenchLLDPDU()
+	in, err := du.MarshalBinary()
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(len(in)))
+	b.ReportAllocs()
+	for b.Loop() {
+		var f lldp.Frame
+		if err := f.UnmarshalBinary(in); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkMdlayherEncode encodes the same LLDPDU with mdlayher/lldp.
+func BenchmarkMdlayherEncode(b *testing.B) {
+	du := lldpBenchLLDPDU()
+	f, err := du.ToMdlayher()
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := f.MarshalBinary(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
 func BenchmarkLLDPDUEncode(b *testing.B) {
 	du := lldpBenchLLDPDU()
 	buf := make([]byte, 0, MaxLLDPDU)
