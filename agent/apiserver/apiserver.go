@@ -75,6 +75,9 @@ func (s *Server) internal(w http.ResponseWriter, what string, err error) {
 }
 
 func (s *Server) status(w http.ResponseWriter, r *http.Request) {
+	// Readiness first: a "ready" answer must carry the inventory as of the
+	// first full reconcile or later, never an older snapshot.
+	ready := s.Ready == nil || s.Ready()
 	snap, err := s.Store.Snapshot(r.Context())
 	if err != nil {
 		s.internal(w, "read inventory", err)
@@ -82,7 +85,7 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 	}
 	host, _ := os.Hostname()
 	out := api.Status{
-		Version: s.Version, Hostname: host, Started: s.Started, Ready: s.Ready == nil || s.Ready(),
+		Version: s.Version, Hostname: host, Started: s.Started, Ready: ready,
 		VMs: len(snap.VMs), VIFs: len(snap.VIFs), Generation: snap.Generation,
 	}
 	for _, src := range s.Sources {

@@ -64,6 +64,7 @@ type Daemon struct {
 	started time.Time
 
 	hooksOn                       atomic.Bool
+	replayed                      chan struct{} // closed after the first spool replay
 	hookEvents, hookErrs, spooled atomic.Uint64
 	hookLastErr                   atomic.Pointer[string]
 }
@@ -86,7 +87,7 @@ func New(ctx context.Context, opts Options) (*Daemon, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	d := &Daemon{opts: opts, log: log.With("component", "tetherd"), started: time.Now().UTC()}
+	d := &Daemon{opts: opts, log: log.With("component", "tetherd"), started: time.Now().UTC(), replayed: make(chan struct{})}
 	cfg := opts.Config
 	st, err := inventory.Open(ctx, filepath.Join(cfg.StateDir, "inventory.db"), inventory.Options{Logger: log})
 	if err != nil {
@@ -124,11 +125,18 @@ func (d *Daemon) ready() bool {
 	return true
 }
 
-// Hook implements apiserver.HookSink; it refuses events until the spool has
-// been replayed, so events keep their order (tether-hook spools them).
+// Hook implements apiserver.HookSink. A live event waits until the spool
+// has been replayed once, so spooled events go first; if the wait outlasts
+// the request (tether-hook's delivery timeout), the hook spools the event
+// and the periodic drain picks it up.
 func (d *Daemon) Hook(ctx context.Context, ev api.HookEvent) error {
-	if !d.hooksOn.Load() || d.hooks == nil {
-		return errors.New("tetherd is starting: replaying spooled hook events first")
+	if d.hooks == nil {
+		return errors.New("tetherd has no hook handler (libvirt source disabled)")
+	}
+	select {
+	case <-d.replayed:
+	case <-ctx.Done():
+		return fmt.Errorf("tetherd is still replaying spooled hook events: %w", ctx.Err())
 	}
 	return d.applyHook(ctx, ev)
 }
@@ -175,12 +183,18 @@ func (d *Daemon) Run(ctx context.Context) error {
 		}
 	}()
 
-	// Spooled hook events first, in order; then take live ones, then one
-	// more pass for events spooled while the first pass ran.
+	// Spooled hook events first, in order; live ones wait for that. Events
+	// spooled later (a hook that timed out, or raced the replay) are
+	// drained by a periodic pass, so none stays until the next start.
 	spool := &libvirthooks.Spool{Dir: d.opts.Config.SpoolDir, Logger: d.log}
 	d.replay(ctx, spool)
 	d.hooksOn.Store(true)
-	d.replay(ctx, spool)
+	close(d.replayed)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		d.drainSpool(ctx, spool, time.Second)
+	}()
 
 	for _, s := range d.sources {
 		wg.Add(1)
@@ -239,6 +253,23 @@ func (d *Daemon) replay(ctx context.Context, spool *libvirthooks.Spool) {
 	}
 	if n > 0 {
 		d.log.Info("replayed spooled hook events", "count", n)
+	}
+}
+
+// drainSpool replays whatever appears in the spool, every interval, until
+// ctx ends.
+func (d *Daemon) drainSpool(ctx context.Context, spool *libvirthooks.Spool, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if n, _, err := spool.Len(); err == nil && n > 0 {
+				d.replay(ctx, spool)
+			}
+		}
 	}
 }
 

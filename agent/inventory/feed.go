@@ -81,12 +81,19 @@ type Event struct {
 	Transition Transition `json:"transition,omitzero"`
 }
 
-// Subscription is one subscriber's view of the event feed.
+// Subscription is one subscriber's view of the event feed. The feed queues
+// whole committed Changes (one slot per Change, however many events it
+// holds, the slices shared by every subscriber) and a goroutine per
+// subscription hands their events out one by one, so a full reconcile that
+// commits thousands of events in one Change does not overrun a subscriber.
 type Subscription struct {
-	ch    chan Event
-	feed  *feed
-	start uint64
-	err   error // set under feed.mu before ch is closed
+	ch      chan Event
+	batches chan []Event  // committed Changes not yet handed out; closed by detach
+	done    chan struct{} // closed by Close: the pump stops at once
+	feed    *feed
+	start   uint64
+	err     error // set under feed.mu before batches is closed
+	once    sync.Once
 }
 
 // Events returns the channel the events arrive on. It is closed when the
@@ -111,8 +118,24 @@ func (s *Subscription) Err() error {
 // Close ends the subscription and closes its channel. It is idempotent.
 func (s *Subscription) Close() {
 	s.feed.mu.Lock()
-	defer s.feed.mu.Unlock()
 	s.feed.detach(s, nil)
+	s.feed.mu.Unlock()
+	s.once.Do(func() { close(s.done) })
+}
+
+// pump hands the queued Changes' events to ch in order, and closes ch when
+// the queue is closed and drained, or at once on Close.
+func (s *Subscription) pump() {
+	defer close(s.ch)
+	for evs := range s.batches {
+		for _, ev := range evs {
+			select {
+			case s.ch <- ev:
+			case <-s.done:
+				return
+			}
+		}
+	}
 }
 
 // feed delivers committed changes to subscribers in generation order. The
@@ -139,10 +162,11 @@ func (f *feed) subscribe(buffer int) *Subscription {
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	s := &Subscription{ch: make(chan Event, buffer), feed: f, start: f.next - 1}
+	s := &Subscription{ch: make(chan Event), batches: make(chan []Event, buffer), done: make(chan struct{}), feed: f, start: f.next - 1}
+	go s.pump()
 	if f.closed {
 		s.err = ErrClosed
-		close(s.ch)
+		close(s.batches)
 		return s
 	}
 	f.subs[s] = struct{}{}
@@ -169,18 +193,21 @@ func (f *feed) publish(gen uint64, evs []Event) {
 }
 
 func (f *feed) deliver(evs []Event) {
+	if len(evs) == 0 {
+		return
+	}
 	for s := range f.subs {
-		for _, ev := range evs {
-			select {
-			case s.ch <- ev:
-				continue
-			default:
-			}
-			f.dropped.Add(1)
-			f.log.Warn("dropping a slow event subscriber", "generation", ev.Generation, "buffer", cap(s.ch))
-			f.detach(s, ErrSlowSubscriber)
-			break
+		select {
+		case s.batches <- evs:
+			continue
+		default:
 		}
+		f.dropped.Add(1)
+		f.log.Warn("dropping a slow event subscriber", "generation", evs[0].Generation, "buffer", cap(s.batches))
+		f.detach(s, ErrSlowSubscriber)
+		// What is still queued is of no use to a subscriber that must
+		// resynchronise anyway: stop handing it out.
+		s.once.Do(func() { close(s.done) })
 	}
 }
 
@@ -191,7 +218,7 @@ func (f *feed) detach(s *Subscription, err error) {
 	}
 	delete(f.subs, s)
 	s.err = err
-	close(s.ch)
+	close(s.batches)
 }
 
 func (f *feed) close() {

@@ -240,9 +240,10 @@ func (s *Store) Stats() Stats {
 	return Stats{Generation: s.gen.Load(), Subscribers: s.feed.subscribers(), DroppedSubscribers: s.feed.dropped.Load()}
 }
 
-// Subscribe starts a subscription whose channel buffers up to buffer events
-// (at least 1). A subscriber that lets its buffer fill is dropped: Apply
-// never waits for subscribers.
+// Subscribe starts a subscription that queues up to buffer committed
+// Changes (at least 1), each however many events it holds. A subscriber
+// that lets its queue fill is dropped (its channel closes, Err says
+// ErrSlowSubscriber): Apply never waits for subscribers.
 func (s *Store) Subscribe(buffer int) *Subscription { return s.feed.subscribe(buffer) }
 
 // Apply applies c in one transaction and commits it with an fsync before it

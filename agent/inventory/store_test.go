@@ -434,11 +434,15 @@ func TestSubscribe(t *testing.T) {
 	for j := 1; j < 4; j++ {
 		mustApply(t, s, UpsertVIF(testVIF(1, j)))
 	}
-	if n := len(fast.Events()); n != 3 {
-		t.Errorf("fast subscriber has %d events", n)
+	for j := 1; j < 4; j++ {
+		if ev := <-fast.Events(); ev.VIF.MAC != testMAC(1, j) {
+			t.Errorf("fast subscriber event %d: %+v", j, ev)
+		}
 	}
-	<-slow.Events()
-	if _, ok := <-slow.Events(); ok || !errors.Is(slow.Err(), ErrSlowSubscriber) {
+	for range slow.Events() {
+		// at most the events handed out before the drop
+	}
+	if !errors.Is(slow.Err(), ErrSlowSubscriber) {
 		t.Errorf("slow subscriber: %v", slow.Err())
 	}
 	if st := s.Stats(); st.DroppedSubscribers != 1 || st.Subscribers != 1 || st.Generation != 6 {
@@ -545,5 +549,28 @@ func TestApplyBatchIdempotent(t *testing.T) {
 	r2, err2 := s.ApplyBatch(context.Background(), c)
 	if err1 != nil || err2 != nil || r1 != (Result{Generation: 1, Changed: true}) || r2 != (Result{Generation: 1}) {
 		t.Errorf("%+v %v, then %+v %v", r1, err1, r2, err2)
+	}
+}
+
+// TestSubscribeBigChange checks that one Change with far more events than
+// the subscriber's queue (a full reconcile) does not drop the subscriber.
+func TestSubscribeBigChange(t *testing.T) {
+	s := openTest(t, "", Options{NoSync: true})
+	sub := s.Subscribe(4)
+	defer sub.Close()
+	c := Change{}.Add(UpsertVM(testVM(1)))
+	for j := 0; j < 3000; j++ {
+		c = c.Add(UpsertVIF(testVIF(1, j)))
+	}
+	if _, err := s.Apply(context.Background(), c); err != nil {
+		t.Fatal(err)
+	}
+	for n := 0; n < 3001; n++ {
+		if _, ok := <-sub.Events(); !ok {
+			t.Fatalf("subscription closed after %d events: %v", n, sub.Err())
+		}
+	}
+	if st := s.Stats(); st.DroppedSubscribers != 0 {
+		t.Fatalf("stats %+v", st)
 	}
 }
