@@ -10,7 +10,7 @@ export DEBIAN_FRONTEND=noninteractive
 # libvirt0: the library tetherd dlopens (test:///default driver included).
 # libvirt-daemon*, libvirt-clients, qemu-system-x86, tini, iproute2: a real
 #   libvirtd with TCG domains for tests/libvirtlab (tini is its subreaper).
-pkgs=(tshark tcpdump libvirt0 libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86 tini iproute2 lldpd)
+pkgs=(tshark tcpdump libvirt0 libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86 tini iproute2 lldpd nftables)
 
 missing=()
 for p in "${pkgs[@]}"; do

@@ -1,0 +1,389 @@
+package enforce
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/google/nftables"
+	"github.com/google/nftables/expr"
+	"github.com/mdlayher/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// snapshot is what one read of the table found.
+type snapshot struct {
+	table   bool
+	dormant bool
+	chains  map[string]*nftables.Chain
+	sets    map[string]bool
+	// counters holds every named counter of the table, by name.
+	counters map[string]Counter
+	// ports maps a managed interface name to the chain its dispatch
+	// element jumps to ("" for anything but a jump).
+	ports map[string]string
+}
+
+// read lists the table's chains, sets, counters and dispatch map: five
+// netlink dumps, none of them sized by the number of pairs.
+func (e *Enforcer) read(c *nftables.Conn) (*snapshot, error) {
+	s := &snapshot{chains: map[string]*nftables.Chain{}, sets: map[string]bool{}, counters: map[string]Counter{}, ports: map[string]string{}}
+	tables, err := c.ListTablesOfFamily(nftables.TableFamilyBridge)
+	if err != nil {
+		return nil, fmt.Errorf("list bridge tables: %w", err)
+	}
+	for _, t := range tables {
+		if t.Name == e.opts.Table {
+			s.table = true
+			s.dormant = t.Flags&unix.NFT_TABLE_F_DORMANT != 0
+		}
+	}
+	if !s.table {
+		return s, nil
+	}
+	chains, err := c.ListChainsOfTableFamily(nftables.TableFamilyBridge)
+	if err != nil {
+		return nil, fmt.Errorf("list chains: %w", err)
+	}
+	for _, ch := range chains {
+		if ch.Table != nil && ch.Table.Name == e.opts.Table {
+			s.chains[ch.Name] = ch
+		}
+	}
+	sets, err := c.GetSets(e.lay.table)
+	if err != nil {
+		return nil, fmt.Errorf("list sets: %w", err)
+	}
+	for _, set := range sets {
+		s.sets[set.Name] = true
+	}
+	objs, err := c.GetNamedObjects(e.lay.table)
+	if err != nil {
+		return nil, fmt.Errorf("list counters: %w", err)
+	}
+	for _, o := range objs {
+		if n, ok := o.(*nftables.NamedObj); ok && n.Type == nftables.ObjTypeCounter {
+			s.counters[n.Name] = counterOf(n)
+		}
+	}
+	if s.sets[portsMapName] {
+		els, err := c.GetSetElements(e.lay.portsMap())
+		if err != nil {
+			return nil, fmt.Errorf("list %s map: %w", portsMapName, err)
+		}
+		for _, el := range els {
+			s.ports[portFromIfnameKey(el.Key)] = jumpTarget(el.Val)
+		}
+	}
+	return s, nil
+}
+
+func counterOf(n *nftables.NamedObj) Counter {
+	if c, ok := n.Obj.(*expr.Counter); ok {
+		return Counter{Packets: c.Packets, Bytes: c.Bytes}
+	}
+	return Counter{}
+}
+
+func jumpTo(chain string) *expr.Verdict {
+	return &expr.Verdict{Kind: expr.VerdictJump, Chain: chain}
+}
+
+// jumpTarget decodes the verdict of a dispatch map element, which
+// github.com/google/nftables hands over undecoded as the nested
+// NFTA_VERDICT_CODE and NFTA_VERDICT_CHAIN attributes. It returns the chain
+// a jump goes to, or "" for any other verdict or a malformed one.
+func jumpTarget(val []byte) string {
+	ad, err := netlink.NewAttributeDecoder(val)
+	if err != nil {
+		return ""
+	}
+	ad.ByteOrder = binary.BigEndian
+	var code int32
+	var chain string
+	for ad.Next() {
+		switch ad.Type() {
+		case unix.NFTA_VERDICT_CODE:
+			code = int32(ad.Uint32())
+		case unix.NFTA_VERDICT_CHAIN:
+			chain = ad.String()
+		}
+	}
+	if ad.Err() != nil || code != int32(expr.VerdictJump) {
+		return ""
+	}
+	return chain
+}
+
+// baseNeeds lists what the table's shared objects lack.
+type baseNeeds struct {
+	table       bool // missing or dormant
+	controlSet  bool // missing
+	controlEls  bool // elements differ
+	portsMap    bool // missing
+	chain       bool // missing
+	chainWrong  bool // not our base chain (hook, priority, type or policy)
+	rulesWrong  bool // rules differ
+	description []string
+}
+
+func (n *baseNeeds) any() bool { return len(n.description) > 0 }
+
+func (n *baseNeeds) add(flag *bool, what string) {
+	*flag = true
+	n.description = append(n.description, what)
+}
+
+// checkBase compares the shared objects with what they must be, without
+// changing anything.
+func (e *Enforcer) checkBase(c *nftables.Conn, s *snapshot) (baseNeeds, error) {
+	var n baseNeeds
+	if !s.table || s.dormant {
+		n.add(&n.table, "table")
+	}
+	if !s.sets[controlSetName] {
+		n.add(&n.controlSet, "control set")
+	} else {
+		els, err := c.GetSetElements(e.lay.controlSet())
+		if err != nil {
+			return n, fmt.Errorf("list control set: %w", err)
+		}
+		var got, want [][]byte
+		for _, el := range els {
+			got = append(got, el.Key)
+		}
+		for _, el := range controlElements() {
+			want = append(want, el.Key)
+		}
+		slices.SortFunc(got, bytes.Compare)
+		slices.SortFunc(want, bytes.Compare)
+		if !slices.EqualFunc(got, want, bytes.Equal) {
+			n.add(&n.controlEls, "control set elements")
+		}
+	}
+	if !s.sets[portsMapName] {
+		n.add(&n.portsMap, "ports map")
+	}
+	ch, ok := s.chains[baseChainName]
+	switch {
+	case !ok:
+		n.add(&n.chain, "base chain")
+	case !isOurBaseChain(ch):
+		n.add(&n.chainWrong, "base chain hook")
+	default:
+		rules, err := c.GetRules(e.lay.table, ch)
+		if err != nil {
+			return n, fmt.Errorf("read base chain: %w", err)
+		}
+		if len(rules) != 1 || ruleRole(rules[0]) != roleDispatch {
+			n.add(&n.rulesWrong, "base chain rules")
+		}
+	}
+	return n, nil
+}
+
+func isOurBaseChain(ch *nftables.Chain) bool {
+	return ch.Hooknum != nil && *ch.Hooknum == *nftables.ChainHookPrerouting &&
+		ch.Priority != nil && *ch.Priority == basePriority &&
+		ch.Type == nftables.ChainTypeFilter &&
+		ch.Policy != nil && *ch.Policy == nftables.ChainPolicyAccept
+}
+
+// fixBase creates or repairs the shared objects in one transaction.
+func (e *Enforcer) fixBase(c *nftables.Conn, n baseNeeds) error {
+	l := &e.lay
+	// NEWTABLE on an existing table is an update; it also wakes a
+	// dormant one.
+	c.AddTable(l.table)
+	switch {
+	case n.controlSet:
+		if err := c.AddSet(l.controlSet(), controlElements()); err != nil {
+			return fmt.Errorf("add control set: %w", err)
+		}
+	case n.controlEls:
+		c.FlushSet(l.controlSet())
+		if err := c.SetAddElements(l.controlSet(), controlElements()); err != nil {
+			return fmt.Errorf("refill control set: %w", err)
+		}
+	}
+	if n.portsMap {
+		if err := c.AddSet(l.portsMap(), nil); err != nil {
+			return fmt.Errorf("add ports map: %w", err)
+		}
+	}
+	base := l.baseChain()
+	switch {
+	case n.chainWrong:
+		// Hook and priority of a chain cannot change: replace it, in
+		// the same transaction.
+		c.FlushChain(base)
+		c.DelChain(base)
+		c.AddChain(base)
+		c.AddRule(l.dispatchRule())
+	case n.chain:
+		c.AddChain(base)
+		c.AddRule(l.dispatchRule())
+	case n.rulesWrong:
+		c.FlushChain(base)
+		c.AddRule(l.dispatchRule())
+	}
+	if err := c.Flush(); err != nil {
+		return fmt.Errorf("set up table %s: %w", l.table.Name, err)
+	}
+	return nil
+}
+
+// probeBroute adds and removes, in one transaction, a chain with a rule
+// that sets meta broute. The kernel refuses the whole transaction when it
+// does not know the key.
+func (e *Enforcer) probeBroute(c *nftables.Conn) (bool, error) {
+	ch := &nftables.Chain{Name: probeChainName, Table: e.lay.table}
+	c.AddChain(ch)
+	c.AddRule(e.lay.probeRule(ch))
+	c.FlushChain(ch)
+	c.DelChain(ch)
+	err := c.Flush()
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, unix.EOPNOTSUPP), errors.Is(err, unix.EINVAL):
+		e.log.Debug("broute probe refused", "err", err)
+		return false, nil
+	default:
+		return false, fmt.Errorf("probe meta broute: %w", err)
+	}
+}
+
+// portNeeds lists what a managed port lacks.
+type portNeeds struct {
+	allowSet, heldSet bool
+	counters          []string
+	chain             bool // missing
+	rulesWrong        bool
+	dispatch          bool // element missing
+	staleDispatch     bool // element jumps elsewhere
+}
+
+func (n *portNeeds) any() bool {
+	return n.allowSet || n.heldSet || len(n.counters) > 0 || n.chain || n.rulesWrong || n.dispatch || n.staleDispatch
+}
+
+// checkPortSetup compares what a managed port needs with what s holds,
+// without changing anything.
+func (e *Enforcer) checkPortSetup(c *nftables.Conn, s *snapshot, port string) (portNeeds, error) {
+	l := &e.lay
+	var n portNeeds
+	n.allowSet = !s.sets[allowSetPrefix+port]
+	n.heldSet = !s.sets[heldSetPrefix+port]
+	for _, name := range l.counterNames(port) {
+		if _, ok := s.counters[name]; !ok {
+			n.counters = append(n.counters, name)
+		}
+	}
+	chain := l.portChain(port)
+	if _, ok := s.chains[chain.Name]; ok {
+		rules, err := c.GetRules(l.table, chain)
+		if err != nil {
+			return n, fmt.Errorf("read chain %s: %w", chain.Name, err)
+		}
+		want := l.portRoles()
+		n.rulesWrong = len(rules) != len(want)
+		for i := 0; !n.rulesWrong && i < len(rules); i++ {
+			n.rulesWrong = ruleRole(rules[i]) != want[i]
+		}
+	} else {
+		n.chain = true
+	}
+	if target, ok := s.ports[port]; !ok {
+		n.dispatch = true
+	} else if target != chain.Name {
+		n.staleDispatch = true
+	}
+	return n, nil
+}
+
+// fixPort creates or repairs, in one transaction, what checkPortSetup
+// found missing: sets, counters, the chain with its rules, the dispatch
+// element. Pairs already in the sets stay.
+func (e *Enforcer) fixPort(c *nftables.Conn, port string, n portNeeds) error {
+	l := &e.lay
+	if n.allowSet {
+		if err := c.AddSet(l.allowSet(port), nil); err != nil {
+			return fmt.Errorf("add allow set: %w", err)
+		}
+	}
+	if n.heldSet {
+		if err := c.AddSet(l.heldSet(port), nil); err != nil {
+			return fmt.Errorf("add held set: %w", err)
+		}
+	}
+	for _, name := range n.counters {
+		c.AddObj(l.counter(name))
+	}
+	chain := l.portChain(port)
+	if n.chain {
+		c.AddChain(chain)
+	} else if n.rulesWrong {
+		e.log.Warn("port chain differs from ours: rewriting it", "port", port)
+		c.FlushChain(chain)
+	}
+	if n.chain || n.rulesWrong {
+		for _, r := range l.portRules(port) {
+			c.AddRule(r)
+		}
+	}
+	el := []nftables.SetElement{{Key: ifnameKey(port), VerdictData: jumpTo(chain.Name)}}
+	if n.staleDispatch {
+		if err := c.SetDeleteElements(l.portsMap(), el); err != nil {
+			return fmt.Errorf("drop stale dispatch element: %w", err)
+		}
+	}
+	if n.dispatch || n.staleDispatch {
+		if err := c.SetAddElements(l.portsMap(), el); err != nil {
+			return fmt.Errorf("add dispatch element: %w", err)
+		}
+	}
+	if err := c.Flush(); err != nil {
+		return fmt.Errorf("set up port %s: %w", port, err)
+	}
+	return nil
+}
+
+// removePort deletes, in one transaction, whatever exists of a port's
+// dispatch element, chain, sets and counters.
+func (e *Enforcer) removePort(c *nftables.Conn, s *snapshot, port string) (bool, error) {
+	l := &e.lay
+	changed := false
+	if _, ok := s.ports[port]; ok {
+		if err := c.SetDeleteElements(l.portsMap(), []nftables.SetElement{{Key: ifnameKey(port)}}); err != nil {
+			return false, fmt.Errorf("delete dispatch element: %w", err)
+		}
+		changed = true
+	}
+	if chain := l.portChain(port); s.chains[chain.Name] != nil {
+		c.FlushChain(chain)
+		c.DelChain(chain)
+		changed = true
+	}
+	for _, set := range []*nftables.Set{l.allowSet(port), l.heldSet(port)} {
+		if s.sets[set.Name] {
+			c.DelSet(set)
+			changed = true
+		}
+	}
+	for _, name := range l.counterNames(port) {
+		if _, ok := s.counters[name]; ok {
+			c.DeleteObject(l.counter(name))
+			changed = true
+		}
+	}
+	if !changed {
+		return false, nil
+	}
+	if err := c.Flush(); err != nil {
+		return false, fmt.Errorf("remove port %s: %w", port, err)
+	}
+	return true, nil
+}
