@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/mdlayher/packet"
+	"golang.org/x/net/bpf"
 	"golang.org/x/sys/unix"
 )
 
@@ -24,6 +25,13 @@ type Options struct {
 	// bounding what the kernel queues for this port; 0 keeps the system
 	// default.
 	ReceiveBuffer int
+	// BridgePort opens the socket as an ETH_P_ALL tap filtered (classic
+	// BPF, in the kernel) to the EtherType. Use it on an interface that is a
+	// port of a Linux bridge: the bridge consumes every frame a port
+	// receives before EtherType-bound packet sockets see it, but taps see
+	// frames first. tether-switchd listens this way; the enforcer then
+	// drops the control frames so the bridge does not flood them.
+	BridgePort bool
 }
 
 // Socket is a Conn on a Linux AF_PACKET socket of type SOCK_RAW, bound to
@@ -62,7 +70,15 @@ func Listen(ifname string, etherType uint16, opts Options) (*Socket, error) {
 	if err != nil {
 		return nil, err
 	}
-	pc, err := packet.Listen(ifi, packet.Raw, int(etherType), nil)
+	proto, cfg := int(etherType), (*packet.Config)(nil)
+	if opts.BridgePort {
+		filter, err := etherTypeFilter(etherType)
+		if err != nil {
+			return nil, err
+		}
+		proto, cfg = unix.ETH_P_ALL, &packet.Config{Filter: filter}
+	}
+	pc, err := packet.Listen(ifi, packet.Raw, proto, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("rawsock: open AF_PACKET socket for EtherType %#04x on %s: %w", etherType, ifname, err)
 	}
@@ -77,6 +93,21 @@ func Listen(ifname string, etherType uint16, opts Options) (*Socket, error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// etherTypeFilter is a classic BPF program that keeps untagged frames of
+// EtherType et (the field at byte 12) and drops everything else.
+func etherTypeFilter(et uint16) ([]bpf.RawInstruction, error) {
+	prog, err := bpf.Assemble([]bpf.Instruction{
+		bpf.LoadAbsolute{Off: 12, Size: 2},
+		bpf.JumpIf{Cond: bpf.JumpEqual, Val: uint32(et), SkipFalse: 1},
+		bpf.RetConstant{Val: 0xffff},
+		bpf.RetConstant{Val: 0},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("rawsock: assemble the EtherType filter: %w", err)
+	}
+	return prog, nil
 }
 
 // setup applies the socket options and joins the groups.
