@@ -34,6 +34,9 @@ type Status struct {
 	VIFs int `json:"vifs"`
 	// Generation increases with every committed inventory change.
 	Generation uint64 `json:"generation"`
+	// KeyID is the host key's ID (16 hex digits), the name under which
+	// the key is enrolled; empty when tetherd has no host key.
+	KeyID string `json:"key_id,omitempty"`
 	// Sources reports each event source ("libvirt", "hooks", "cni") and
 	// whether it is connected, with its last error.
 	Sources []SourceStatus `json:"sources"`
@@ -41,7 +44,7 @@ type Status struct {
 
 // SourceStatus is the health of one event source.
 type SourceStatus struct {
-	// Name is "libvirt", "hooks" or "cni".
+	// Name is "libvirt", "hooks", "cni" or "uplink IFNAME".
 	Name string `json:"name"`
 	// Connected is true when the source is delivering events.
 	Connected bool `json:"connected"`

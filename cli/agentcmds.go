@@ -109,6 +109,9 @@ func newStatusCommand(s *Streams) *cobra.Command {
 			fmt.Fprintf(s.Out, "tetherd %s on %s, up %s, ready: %s\n", st.Version, st.Hostname,
 				time.Since(st.Started).Round(time.Second), ready)
 			fmt.Fprintf(s.Out, "inventory: %d VMs, %d VIFs, generation %d\n", st.VMs, st.VIFs, st.Generation)
+			if st.KeyID != "" {
+				fmt.Fprintf(s.Out, "host key: %s\n", st.KeyID)
+			}
 			rows := make([][]string, 0, len(st.Sources))
 			for _, src := range st.Sources {
 				c := "connected"

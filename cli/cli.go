@@ -121,6 +121,7 @@ Exit status: 0 on success, 1 when the command ran but something failed,
 		newVIFsCommand(s),
 		newVIFCommand(s),
 		newEventsCommand(s),
+		newSwitchCommand(s),
 	)
 	return root
 }

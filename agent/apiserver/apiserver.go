@@ -39,6 +39,8 @@ type Server struct {
 	Sources []SourceStatus
 	// Ready reports whether the first full reconcile has finished.
 	Ready func() bool
+	// KeyID is the host key's ID, reported in GET /v1/status.
+	KeyID string
 	// Version is the daemon's version; Started its start time.
 	Version string
 	Started time.Time
@@ -86,7 +88,7 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 	host, _ := os.Hostname()
 	out := api.Status{
 		Version: s.Version, Hostname: host, Started: s.Started, Ready: ready,
-		VMs: len(snap.VMs), VIFs: len(snap.VIFs), Generation: snap.Generation,
+		VMs: len(snap.VMs), VIFs: len(snap.VIFs), Generation: snap.Generation, KeyID: s.KeyID,
 	}
 	for _, src := range s.Sources {
 		out.Sources = append(out.Sources, src.Status())

@@ -47,6 +47,8 @@ type Options struct {
 	Logger *slog.Logger
 	// Version is reported by the API.
 	Version string
+	// KeyID is the host key's ID, reported by the API (empty: none).
+	KeyID string
 	// NewSources builds the event sources and the hook handler once the
 	// store is open (main wires the libvirt source here; tests pass their
 	// own).
@@ -170,7 +172,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	srv := &apiserver.Server{
 		Store: d.store, Hooks: d, Sources: statuses, Ready: d.ready,
-		Version: d.opts.Version, Started: d.started, Logger: d.log,
+		Version: d.opts.Version, Started: d.started, Logger: d.log, KeyID: d.opts.KeyID,
 	}
 	httpSrv := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 5 * time.Second}
 	var wg sync.WaitGroup

@@ -160,6 +160,11 @@ func (e *Env) writeConfig() error {
 	c := config.Default()
 	c.StateDir, c.Socket, c.SpoolDir = e.StateDir, e.Socket, e.SpoolDir
 	c.SocketGroup = ""
+	// Keep the host key and counters in the test's directory: the defaults
+	// are under /etc/tether and /var/lib/tether of the machine.
+	c.Identity.KeyFile = filepath.Join(e.StateDir, "host.key")
+	c.Identity.Counters = filepath.Join(e.StateDir, "counters")
+	c.Identity.SwitchKeys = filepath.Join(e.StateDir, "switch-keys")
 	c.Libvirt.URI = e.uri
 	c.Libvirt.ReconnectMin = config.Duration(100 * time.Millisecond)
 	c.Libvirt.ReconnectMax = config.Duration(time.Second)
