@@ -45,7 +45,7 @@ type PipeEnd struct {
 	sent   atomic.Uint64
 	lost   atomic.Uint64
 	closed chan struct{}
-	once   sync.Once
+	once   *sync.Once // shared by both ends: closing either end closes the pipe
 }
 
 var _ ecp.Link = (*PipeEnd)(nil)
@@ -58,9 +58,9 @@ func Pipe(buf int) (a, b *PipeEnd) {
 	}
 	ab := make(chan []byte, buf)
 	ba := make(chan []byte, buf)
-	closed := make(chan struct{})
-	a = &PipeEnd{in: ba, out: ab, closed: closed}
-	b = &PipeEnd{in: ab, out: ba, closed: closed}
+	closed, once := make(chan struct{}), new(sync.Once)
+	a = &PipeEnd{in: ba, out: ab, closed: closed, once: once}
+	b = &PipeEnd{in: ab, out: ba, closed: closed, once: once}
 	return a, b
 }
 
