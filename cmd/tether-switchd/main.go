@@ -1,14 +1,99 @@
-// Command tether-switchd is a tether component that is not built yet; see README.md for
-// the status of each part. It exits with status 1 so nothing mistakes it for
-// a working daemon.
+// Command tether-switchd is tether's edge switch daemon: on every managed
+// port of a Linux bridge it speaks the bridge role of LLDP, EVB, CDCP and
+// VDP/ECP, verifies every association against the host's key and an
+// independent VM manager, lets only verified (source MAC, VID) pairs through
+// with nftables, and serves the local API that `tetherctl switch` uses.
+// The logic lives in package edge/switchd.
 package main
 
 import (
+	"context"
+	"flag"
 	"fmt"
+	"log/slog"
 	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/tether-net/tether/edge/switchconfig"
+	"github.com/tether-net/tether/edge/switchd"
 )
 
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+const usage = `usage: tether-switchd [--config FILE] [--check-config] [--netns PATH] [--version]
+
+tether-switchd runs the bridge role of LLDP, EVB, CDCP and VDP on every
+managed port of a Linux bridge, verifies each VM association (host key,
+LLDP neighbour, VM manager, MAC uniqueness), enforces the verified
+(MAC, VID) pairs with nftables, and serves the local API on socket.
+SIGHUP reads the enrolled host keys again.
+
+flags:
+`
+
 func main() {
-	fmt.Fprintln(os.Stderr, "tether-switchd: not implemented yet; see the status table in README.md")
-	os.Exit(1)
+	fs := flag.NewFlagSet("tether-switchd", flag.ContinueOnError)
+	cfgPath := fs.String("config", switchconfig.DefaultPath, "configuration file (YAML; every key optional)")
+	check := fs.Bool("check-config", false, "validate the configuration, print it with defaults filled in, and exit")
+	netns := fs.String("netns", "", "network namespace holding the bridge (a path such as /run/netns/sw1); default: this process's")
+	showVersion := fs.Bool("version", false, "print the version and exit")
+	fs.Usage = func() {
+		fmt.Fprint(os.Stderr, usage)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(os.Args[1:]); err != nil {
+		if err == flag.ErrHelp {
+			os.Exit(0)
+		}
+		os.Exit(2)
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(os.Stderr, "tether-switchd: unexpected arguments %q\n", fs.Args())
+		fs.Usage()
+		os.Exit(2)
+	}
+	if *showVersion {
+		fmt.Println("tether-switchd", version)
+		return
+	}
+	explicit := false
+	fs.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "config" })
+	cfg, err := switchconfig.Load(*cfgPath, explicit)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "tether-switchd: %v\n", err)
+		os.Exit(2)
+	}
+	if *check {
+		if _, err := cfg.LoadHostKeys(); err != nil {
+			fmt.Fprintf(os.Stderr, "tether-switchd: %v\n", err)
+			os.Exit(2)
+		}
+		if err := switchconfig.Write(os.Stdout, cfg); err != nil {
+			fmt.Fprintf(os.Stderr, "tether-switchd: %v\n", err)
+			os.Exit(1)
+		}
+		fmt.Fprintf(os.Stderr, "tether-switchd: configuration %s is valid\n", *cfgPath)
+		return
+	}
+	log := slog.New(cfg.Log.Handler(os.Stderr))
+	slog.SetDefault(log)
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	reload := make(chan struct{}, 1)
+	go func() {
+		for range hup {
+			select {
+			case reload <- struct{}{}:
+			default:
+			}
+		}
+	}()
+	if err := switchd.RunConfig(ctx, cfg, switchd.RunOptions{Version: version, Logger: log, NetNS: *netns, Reload: reload}); err != nil {
+		log.Error("tether-switchd failed", "err", err)
+		os.Exit(1)
+	}
 }
