@@ -16,7 +16,7 @@ import (
 
 	"github.com/tether-net/tether/identity"
 	"github.com/tether-net/tether/l2/evb"
-	"github.com/tether-net/tether/l2/internal/netnstest"
+	"github.com/tether-net/tether/internal/netnstest"
 	"github.com/tether-net/tether/l2/rawsock"
 	"github.com/tether-net/tether/wire"
 )

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tether-net/tether/l2/internal/netnstest"
+	"github.com/tether-net/tether/internal/netnstest"
 	"github.com/tether-net/tether/l2/rawsock"
 	"github.com/tether-net/tether/wire"
 )

@@ -8,25 +8,19 @@ package uplinktest
 import (
 	"context"
 	"crypto/ed25519"
-	"crypto/rand"
-	"encoding/json"
-	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"runtime"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/mdlayher/lldp"
-	"golang.org/x/sys/unix"
 
 	"github.com/tether-net/tether/identity"
+	"github.com/tether-net/tether/internal/netnstest"
 	"github.com/tether-net/tether/l2/evb"
 	"github.com/tether-net/tether/l2/lldpagent"
 	"github.com/tether-net/tether/l2/rawsock"
@@ -35,115 +29,25 @@ import (
 )
 
 // Require skips t unless it runs as root with iproute2.
-func Require(t testing.TB) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root (network namespaces, veth, AF_PACKET sockets): run the tests as root")
-	}
-	if _, err := exec.LookPath("ip"); err != nil {
-		t.Skip("needs iproute2 (`ip`)")
-	}
-}
+func Require(t testing.TB) { t.Helper(); netnstest.Require(t) }
 
 // NS is a network namespace made for one test.
-type NS struct {
-	// Name is its name under /run/netns.
-	Name string
-}
+type NS struct{ *netnstest.NS }
 
 // NewNS creates a namespace with loopback up; it is deleted when t ends.
 func NewNS(t testing.TB) *NS {
 	t.Helper()
-	var rnd [4]byte
-	if _, err := rand.Read(rnd[:]); err != nil {
-		t.Fatalf("uplinktest: %v", err)
-	}
-	ns := &NS{Name: fmt.Sprintf("tup-%d-%x", os.Getpid(), rnd)}
-	run(t, "ip", "netns", "add", ns.Name)
-	t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", ns.Name).Run() })
-	run(t, "ip", "-n", ns.Name, "link", "set", "lo", "up")
-	return ns
+	return &NS{netnstest.New(t)}
 }
 
 // Veth joins a and b with a veth pair (aName in a, bName in b), both ends
 // up and passing frames.
 func Veth(t testing.TB, a *NS, aName string, b *NS, bName string) {
 	t.Helper()
-	run(t, "ip", "link", "add", aName, "netns", a.Name, "type", "veth", "peer", "name", bName, "netns", b.Name)
-	run(t, "ip", "-n", a.Name, "link", "set", aName, "up")
-	run(t, "ip", "-n", b.Name, "link", "set", bName, "up")
-	a.waitUp(t, aName)
-	b.waitUp(t, bName)
+	netnstest.Veth(t, a.NS, aName, b.NS, bName)
 }
 
-// waitUp waits until the interface is UP with a real qdisc (until then
-// the kernel drops what is sent on it).
-func (ns *NS) waitUp(t testing.TB, ifname string) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		out := run(t, "ip", "-n", ns.Name, "-j", "link", "show", ifname)
-		var links []struct {
-			OperState string `json:"operstate"`
-			Qdisc     string `json:"qdisc"`
-		}
-		if err := json.Unmarshal([]byte(out), &links); err != nil || len(links) != 1 {
-			t.Fatalf("uplinktest: ip -j link show %s: %v\n%s", ifname, err, out)
-		}
-		if links[0].OperState == "UP" && links[0].Qdisc != "noop" {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("uplinktest: %s in %s not up after 5s", ifname, ns.Name)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
-func run(t testing.TB, args ...string) string {
-	t.Helper()
-	out, err := exec.Command(args[0], args[1:]...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("uplinktest: %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return string(out)
-}
-
-// Do runs fn on an OS thread inside the namespace. Sockets it opens stay
-// in the namespace.
-func (ns *NS) Do(fn func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := os.Open(fmt.Sprintf("/proc/self/task/%d/ns/net", unix.Gettid()))
-		if err != nil {
-			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("uplinktest: %w", err)
-			return
-		}
-		defer orig.Close()
-		target, err := os.Open(filepath.Join("/run/netns", ns.Name))
-		if err != nil {
-			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("uplinktest: %w", err)
-			return
-		}
-		defer target.Close()
-		if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
-			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("uplinktest: enter %s: %w", ns.Name, err)
-			return
-		}
-		ferr := fn()
-		if err := unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET); err != nil {
-			errc <- fmt.Errorf("uplinktest: leave %s: %w", ns.Name, err) // the thread dies locked
-			return
-		}
-		runtime.UnlockOSThread()
-		errc <- ferr
-	}()
-	return <-errc
-}
+func run(t testing.TB, args ...string) string { t.Helper(); return netnstest.Run(t, args...) }
 
 // Listen opens a rawsock Socket inside the namespace; it is an
 // uplink.ListenFunc.

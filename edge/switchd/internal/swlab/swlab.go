@@ -18,14 +18,12 @@ package swlab
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"encoding/binary"
-	"encoding/json"
 	"fmt"
+	"github.com/tether-net/tether/internal/netnstest"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -41,27 +39,10 @@ import (
 const EtherTypeTest = 0x88b5
 
 // Require skips t unless it runs as root with iproute2.
-func Require(t testing.TB) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root (network namespaces, veth, nftables, AF_PACKET): run the tests as root, as .ci/run does")
-	}
-	if _, err := exec.LookPath("ip"); err != nil {
-		t.Skip("needs iproute2 (`ip`): run tests/install-deps.sh")
-	}
-}
+func Require(t testing.TB) { t.Helper(); netnstest.Require(t) }
 
 // Run runs a command and fails t with its output when it fails.
-func Run(t testing.TB, args ...string) string {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, args[0], args[1:]...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return string(out)
-}
+func Run(t testing.TB, args ...string) string { t.Helper(); return netnstest.Run(t, args...) }
 
 // WaitFor polls cond until it holds, failing t after d.
 func WaitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
@@ -76,80 +57,19 @@ func WaitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
 }
 
 // NS is a network namespace created for one test.
-type NS struct {
-	// Name is its name under /run/netns.
-	Name string
-}
+type NS struct{ *netnstest.NS }
 
 // NewNS creates a namespace with loopback up and IPv6 off, deleted when t
 // ends.
 func NewNS(t testing.TB) *NS {
 	t.Helper()
-	var rnd [4]byte
-	_, _ = rand.Read(rnd[:])
-	n := &NS{Name: fmt.Sprintf("tsw-%d-%x", os.Getpid(), rnd)}
-	Run(t, "ip", "netns", "add", n.Name)
-	t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", n.Name).Run() })
-	for _, k := range []string{"all", "default"} {
-		Run(t, "ip", "netns", "exec", n.Name, "sysctl", "-q", "-w", "net.ipv6.conf."+k+".disable_ipv6=1")
-	}
-	Run(t, "ip", "-n", n.Name, "link", "set", "lo", "up")
-	return n
+	ns := netnstest.New(t)
+	netnstest.DisableIPv6(t, ns)
+	return &NS{ns}
 }
 
 // Path is the namespace's file.
 func (n *NS) Path() string { return filepath.Join("/run/netns", n.Name) }
-
-// Do runs fn on an OS thread switched into the namespace, then switches the
-// thread back; sockets fn opens stay in the namespace.
-func (n *NS) Do(fn func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			runtime.UnlockOSThread()
-			errc <- err
-			return
-		}
-		defer unix.Close(orig)
-		target, err := unix.Open(n.Path(), unix.O_RDONLY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			runtime.UnlockOSThread()
-			errc <- err
-			return
-		}
-		defer unix.Close(target)
-		if err := unix.Setns(target, unix.CLONE_NEWNET); err != nil {
-			runtime.UnlockOSThread()
-			errc <- err
-			return
-		}
-		ferr := fn()
-		if err := unix.Setns(orig, unix.CLONE_NEWNET); err != nil {
-			errc <- err // the thread stays locked and dies with the goroutine
-			return
-		}
-		runtime.UnlockOSThread()
-		errc <- ferr
-	}()
-	return <-errc
-}
-
-// WaitUp waits until ifname is up with a real qdisc (until linkwatch has
-// seen the carrier, the noop qdisc drops every frame).
-func (n *NS) WaitUp(t testing.TB, ifname string) {
-	t.Helper()
-	WaitFor(t, 5*time.Second, ifname+" up in "+n.Name, func() bool {
-		out := Run(t, "ip", "-n", n.Name, "-j", "link", "show", ifname)
-		var links []struct {
-			OperState string `json:"operstate"`
-			Qdisc     string `json:"qdisc"`
-		}
-		return json.Unmarshal([]byte(out), &links) == nil && len(links) == 1 &&
-			(links[0].OperState == "UP" || links[0].OperState == "UNKNOWN") && links[0].Qdisc != "noop"
-	})
-}
 
 // Listen opens an AF_PACKET socket on ifname in n, bound to etherType
 // (unix.ETH_P_ALL for every frame), or, with bridgePort, a tap filtered to

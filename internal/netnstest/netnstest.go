@@ -69,6 +69,15 @@ func New(t testing.TB) *NS {
 	return ns
 }
 
+// DisableIPv6 switches IPv6 off in ns, so that no router or neighbour
+// solicitation adds frames a test would have to tell apart from its own.
+func DisableIPv6(t testing.TB, ns *NS) {
+	t.Helper()
+	for _, k := range []string{"all", "default"} {
+		Run(t, "ip", "netns", "exec", ns.Name, "sysctl", "-q", "-w", "net.ipv6.conf."+k+".disable_ipv6=1")
+	}
+}
+
 // Veth creates a veth pair with end aName in a and end bName in b, both up.
 // They disappear with the namespaces. extra is appended to both `ip link
 // set` commands (for example "mtu", "9000").
@@ -81,6 +90,12 @@ func Veth(t testing.TB, a *NS, aName string, b *NS, bName string, extra ...strin
 	// noop qdisc silently drops every frame sent on the link.
 	a.waitUp(t, aName)
 	b.waitUp(t, bName)
+}
+
+// WaitUp waits until ifname in ns is operationally UP and can pass frames.
+func (ns *NS) WaitUp(t testing.TB, ifname string) {
+	t.Helper()
+	ns.waitUp(t, ifname)
 }
 
 // SetUp brings an interface of ns up and waits until frames can pass.
@@ -104,7 +119,8 @@ func (ns *NS) waitUp(t testing.TB, ifname string) {
 		if err := json.Unmarshal([]byte(out), &links); err != nil || len(links) != 1 {
 			t.Fatalf("ip -j link show %s: %v\n%s", ifname, err, out)
 		}
-		if links[0].OperState == "UP" && links[0].Qdisc != "noop" {
+		// A bridge or other carrier-less device reports UNKNOWN when up.
+		if (links[0].OperState == "UP" || links[0].OperState == "UNKNOWN") && links[0].Qdisc != "noop" {
 			return
 		}
 		if time.Now().After(deadline) {
