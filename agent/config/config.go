@@ -9,11 +9,10 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"github.com/tether-net/tether/internal/yamlconf"
 	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -109,11 +108,11 @@ func ParseCID(s string) (CID, error) {
 func (c *CID) UnmarshalYAML(n *yaml.Node) error {
 	var s string
 	if err := n.Decode(&s); err != nil {
-		return valueError(fmt.Sprintf("line %d: cid: want a Company ID like \"7a-7e-71\"", n.Line))
+		return yamlconf.ValueError(fmt.Sprintf("line %d: cid: want a Company ID like \"7a-7e-71\"", n.Line))
 	}
 	v, err := ParseCID(s)
 	if err != nil {
-		return valueError(fmt.Sprintf("line %d: cid: %v", n.Line, err))
+		return yamlconf.ValueError(fmt.Sprintf("line %d: cid: %v", n.Line, err))
 	}
 	*c = v
 	return nil
@@ -188,38 +187,11 @@ type Libvirt struct {
 	ReconnectMax Duration `yaml:"reconnect_max"`
 }
 
-// Log configures log/slog.
-type Log struct {
-	// Level is debug, info, warn or error.
-	Level string `yaml:"level"`
-	// Format is text or json.
-	Format string `yaml:"format"`
-}
+// Log configures log/slog (level debug/info/warn/error, format text/json).
+type Log = yamlconf.Log
 
 // Duration is a time.Duration written as "1s", "500ms" in YAML.
-type Duration time.Duration
-
-// UnmarshalYAML parses a Go duration string.
-func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
-	var s string
-	if err := n.Decode(&s); err != nil {
-		return valueError(fmt.Sprintf("line %d: want a duration like \"1s\"", n.Line))
-	}
-	v, err := time.ParseDuration(s)
-	if err != nil {
-		return valueError(fmt.Sprintf("line %d: %q is not a duration (examples: 500ms, 2s, 1m)", n.Line, s))
-	}
-	*d = Duration(v)
-	return nil
-}
-
-// valueError is a bad value found by one of our own YAML unmarshalers.
-type valueError string
-
-func (e valueError) Error() string { return string(e) }
-
-// MarshalYAML writes the duration as a string.
-func (d Duration) MarshalYAML() (any, error) { return time.Duration(d).String(), nil }
+type Duration = yamlconf.Duration
 
 // Default returns the configuration used when the file sets nothing.
 func Default() Config {
@@ -272,25 +244,16 @@ func Load(path string, explicit bool) (Config, error) {
 
 // Parse decodes and validates a configuration from r, on top of Default().
 func Parse(r io.Reader) (Config, error) {
-	b, err := io.ReadAll(r)
+	b, err := yamlconf.ReadAll(r)
 	if err != nil {
-		return Config{}, fmt.Errorf("read: %w", err)
-	}
-	if len(b) > maxFile {
-		return Config{}, fmt.Errorf("file is over %d bytes", maxFile)
+		return Config{}, err
 	}
 	c := Default()
 	// identity.counters follows state_dir unless the file sets it.
 	c.Identity.Counters = ""
 	if len(bytes.TrimSpace(b)) > 0 {
-		dec := yaml.NewDecoder(bytes.NewReader(b))
-		dec.KnownFields(true)
-		if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
-			return Config{}, yamlError(err)
-		}
-		var extra yaml.Node
-		if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
-			return Config{}, errors.New("more than one YAML document")
+		if err := yamlconf.Decode(b, &c); err != nil {
+			return Config{}, err
 		}
 	}
 	if c.Identity.Counters == "" {
@@ -303,27 +266,6 @@ func Parse(r io.Reader) (Config, error) {
 		return Config{}, err
 	}
 	return c, nil
-}
-
-// unknownKey rewrites yaml's wording for an unknown key.
-var unknownKey = regexp.MustCompile(`field (\S+) not found in type \S+`)
-
-// yamlError turns a yaml decoding error into one line per problem, each
-// naming its line, without the library's prefixes.
-func yamlError(err error) error {
-	var te *yaml.TypeError
-	if errors.As(err, &te) {
-		msgs := make([]string, len(te.Errors))
-		for i, m := range te.Errors {
-			msgs[i] = unknownKey.ReplaceAllString(m, "unknown key \"$1\"")
-		}
-		return errors.New(strings.Join(msgs, "\n"))
-	}
-	var ve valueError
-	if errors.As(err, &ve) {
-		return ve
-	}
-	return fmt.Errorf("syntax error: %s", strings.TrimPrefix(err.Error(), "yaml: "))
 }
 
 // Validate checks every value; the error names the key.
@@ -506,38 +448,6 @@ func (v VDP) validate() []error {
 	return errs
 }
 
-// SlogLevel maps Level to a slog.Level.
-func (l Log) SlogLevel() (slog.Level, error) {
-	switch l.Level {
-	case "debug":
-		return slog.LevelDebug, nil
-	case "info":
-		return slog.LevelInfo, nil
-	case "warn":
-		return slog.LevelWarn, nil
-	case "error":
-		return slog.LevelError, nil
-	}
-	return 0, fmt.Errorf("log.level: %q is not one of debug, info, warn, error", l.Level)
-}
-
-// Handler returns a slog handler writing to w as configured.
-func (l Log) Handler(w io.Writer) slog.Handler {
-	lvl, _ := l.SlogLevel()
-	opts := &slog.HandlerOptions{Level: lvl}
-	if l.Format == "json" {
-		return slog.NewJSONHandler(w, opts)
-	}
-	return slog.NewTextHandler(w, opts)
-}
-
 // Write prints c as YAML, every key with its value (defaults included), so
 // an operator sees what tetherd will use.
-func Write(w io.Writer, c Config) error {
-	enc := yaml.NewEncoder(w)
-	enc.SetIndent(2)
-	if err := enc.Encode(c); err != nil {
-		return fmt.Errorf("write config: %w", err)
-	}
-	return enc.Close()
-}
+func Write(w io.Writer, c Config) error { return yamlconf.Write(w, c) }

@@ -13,8 +13,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/tether-net/tether/internal/yamlconf"
 	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -145,13 +145,8 @@ type Profile struct {
 	VSITypeID *uint32 `yaml:"vsi_type_id,omitempty"`
 }
 
-// Log configures log/slog.
-type Log struct {
-	// Level is debug, info, warn or error.
-	Level string `yaml:"level"`
-	// Format is text or json.
-	Format string `yaml:"format"`
-}
+// Log configures log/slog (level debug/info/warn/error, format text/json).
+type Log = yamlconf.Log
 
 // Ports is the set of managed ports: every port of the bridge, or a list.
 type Ports struct {
@@ -169,16 +164,16 @@ func (p *Ports) UnmarshalYAML(n *yaml.Node) error {
 			*p = Ports{All: true}
 			return nil
 		}
-		return valueError(fmt.Sprintf("line %d: ports: want \"all\" or a list of interface names, not %q", n.Line, n.Value))
+		return yamlconf.ValueError(fmt.Sprintf("line %d: ports: want \"all\" or a list of interface names, not %q", n.Line, n.Value))
 	case yaml.SequenceNode:
 		var names []string
 		if err := n.Decode(&names); err != nil {
-			return valueError(fmt.Sprintf("line %d: ports: want a list of interface names", n.Line))
+			return yamlconf.ValueError(fmt.Sprintf("line %d: ports: want a list of interface names", n.Line))
 		}
 		*p = Ports{Names: names}
 		return nil
 	}
-	return valueError(fmt.Sprintf("line %d: ports: want \"all\" or a list of interface names", n.Line))
+	return yamlconf.ValueError(fmt.Sprintf("line %d: ports: want \"all\" or a list of interface names", n.Line))
 }
 
 // MarshalYAML writes "all" or the list.
@@ -206,12 +201,12 @@ func (h *HostKeys) UnmarshalYAML(n *yaml.Node) error {
 	case yaml.MappingNode:
 		m := make(map[string]string)
 		if err := n.Decode(&m); err != nil {
-			return valueError(fmt.Sprintf("line %d: host_keys: want a map from host name to PEM public key", n.Line))
+			return yamlconf.ValueError(fmt.Sprintf("line %d: host_keys: want a map from host name to PEM public key", n.Line))
 		}
 		*h = HostKeys{Inline: m}
 		return nil
 	}
-	return valueError(fmt.Sprintf("line %d: host_keys: want a directory or a map from host name to PEM public key", n.Line))
+	return yamlconf.ValueError(fmt.Sprintf("line %d: host_keys: want a directory or a map from host name to PEM public key", n.Line))
 }
 
 // MarshalYAML writes the directory or the map.
@@ -230,11 +225,11 @@ type CID wire.OUI
 func (c *CID) UnmarshalYAML(n *yaml.Node) error {
 	var s string
 	if err := n.Decode(&s); err != nil {
-		return valueError(fmt.Sprintf("line %d: cid: want a Company ID like \"7a-7e-71\"", n.Line))
+		return yamlconf.ValueError(fmt.Sprintf("line %d: cid: want a Company ID like \"7a-7e-71\"", n.Line))
 	}
 	v, err := ParseCID(s)
 	if err != nil {
-		return valueError(fmt.Sprintf("line %d: cid: %v", n.Line, err))
+		return yamlconf.ValueError(fmt.Sprintf("line %d: cid: %v", n.Line, err))
 	}
 	*c = v
 	return nil
@@ -254,29 +249,7 @@ func ParseCID(s string) (CID, error) {
 }
 
 // Duration is a time.Duration written as "1s", "500ms" in YAML.
-type Duration time.Duration
-
-// UnmarshalYAML parses a Go duration string.
-func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
-	var s string
-	if err := n.Decode(&s); err != nil {
-		return valueError(fmt.Sprintf("line %d: want a duration like \"1s\"", n.Line))
-	}
-	v, err := time.ParseDuration(s)
-	if err != nil {
-		return valueError(fmt.Sprintf("line %d: %q is not a duration (examples: 500ms, 2s, 1m)", n.Line, s))
-	}
-	*d = Duration(v)
-	return nil
-}
-
-// MarshalYAML writes the duration as a string.
-func (d Duration) MarshalYAML() (any, error) { return time.Duration(d).String(), nil }
-
-// valueError is a bad value found by one of our own YAML unmarshalers.
-type valueError string
-
-func (e valueError) Error() string { return string(e) }
+type Duration = yamlconf.Duration
 
 // Default returns the configuration used when the file sets nothing.
 func Default() Config {
@@ -339,26 +312,17 @@ func load(path string, explicit bool) (Config, error) {
 // Parse decodes and validates a configuration from r, on top of Default().
 // Maps in the file (vm_managers, profiles) replace the defaults' maps.
 func Parse(r io.Reader) (Config, error) {
-	b, err := io.ReadAll(r)
+	b, err := yamlconf.ReadAll(r)
 	if err != nil {
-		return Config{}, fmt.Errorf("read: %w", err)
-	}
-	if len(b) > maxFile {
-		return Config{}, fmt.Errorf("file is over %d bytes", maxFile)
+		return Config{}, err
 	}
 	c := Default()
 	if len(bytes.TrimSpace(b)) > 0 {
 		// Decode maps into fresh ones, so that a file's profiles replace
 		// the default profile rather than merge with it.
 		c.Profiles, c.VMManagers = nil, nil
-		dec := yaml.NewDecoder(bytes.NewReader(b))
-		dec.KnownFields(true)
-		if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
-			return Config{}, yamlError(err)
-		}
-		var extra yaml.Node
-		if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
-			return Config{}, errors.New("more than one YAML document")
+		if err := yamlconf.Decode(b, &c); err != nil {
+			return Config{}, err
 		}
 		if c.Profiles == nil {
 			c.Profiles = Default().Profiles
@@ -380,27 +344,6 @@ func Parse(r io.Reader) (Config, error) {
 		return Config{}, err
 	}
 	return c, nil
-}
-
-// unknownKey rewrites yaml's wording for an unknown key.
-var unknownKey = regexp.MustCompile(`field (\S+) not found in type \S+`)
-
-// yamlError turns a yaml decoding error into one line per problem, each
-// naming its line, without the library's prefixes.
-func yamlError(err error) error {
-	var te *yaml.TypeError
-	if errors.As(err, &te) {
-		msgs := make([]string, len(te.Errors))
-		for i, m := range te.Errors {
-			msgs[i] = unknownKey.ReplaceAllString(m, "unknown key \"$1\"")
-		}
-		return errors.New(strings.Join(msgs, "\n"))
-	}
-	var ve valueError
-	if errors.As(err, &ve) {
-		return ve
-	}
-	return fmt.Errorf("syntax error: %s", strings.TrimPrefix(err.Error(), "yaml: "))
 }
 
 // validIfname matches what the kernel and nftables accept as an interface
@@ -654,38 +597,6 @@ func (c *Config) LoadHostKeys() (map[string]ed25519.PublicKey, error) {
 	return out, nil
 }
 
-// SlogLevel maps Level to a slog.Level.
-func (l Log) SlogLevel() (slog.Level, error) {
-	switch l.Level {
-	case "debug":
-		return slog.LevelDebug, nil
-	case "info":
-		return slog.LevelInfo, nil
-	case "warn":
-		return slog.LevelWarn, nil
-	case "error":
-		return slog.LevelError, nil
-	}
-	return 0, fmt.Errorf("log.level: %q is not one of debug, info, warn, error", l.Level)
-}
-
-// Handler returns a slog handler writing to w as configured.
-func (l Log) Handler(w io.Writer) slog.Handler {
-	lvl, _ := l.SlogLevel()
-	opts := &slog.HandlerOptions{Level: lvl}
-	if l.Format == "json" {
-		return slog.NewJSONHandler(w, opts)
-	}
-	return slog.NewTextHandler(w, opts)
-}
-
 // Write prints c as YAML, every key with its value (defaults included), so
 // an operator sees what tether-switchd will use.
-func Write(w io.Writer, c Config) error {
-	enc := yaml.NewEncoder(w)
-	enc.SetIndent(2)
-	if err := enc.Encode(c); err != nil {
-		return fmt.Errorf("write config: %w", err)
-	}
-	return enc.Close()
-}
+func Write(w io.Writer, c Config) error { return yamlconf.Write(w, c) }
