@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/tether-net/tether/internal/atomicfile"
 	"io"
 	"io/fs"
 	"log/slog"
@@ -222,49 +223,17 @@ func (s *Spool) Put(ctx context.Context, ev Event, xmlData []byte) error {
 	return s.writeAtomic(spoolName(seq), rec)
 }
 
-// writeAtomic writes data to Dir/name via a synced temp file and a rename,
-// then syncs the directory so the rename survives a crash.
-func (s *Spool) writeAtomic(name string, data []byte) (err error) {
-	tmp, err := os.CreateTemp(s.Dir, spoolTmpPrefix+name+"-*")
-	if err != nil {
+// writeAtomic writes data to Dir/name via a synced temp file (named so
+// list recognises it) and a rename, then syncs the directory.
+func (s *Spool) writeAtomic(name string, data []byte) error {
+	if err := atomicfile.WriteTemp(filepath.Join(s.Dir, name), data, 0o600, spoolTmpPrefix+name+"-*"); err != nil {
 		return fmt.Errorf("spool %s: %w", name, err)
-	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	if err := tmp.Chmod(0o600); err != nil {
-		return fmt.Errorf("spool %s: %w", name, err)
-	}
-	if _, err := tmp.Write(data); err != nil {
-		return fmt.Errorf("spool %s: %w", name, err)
-	}
-	if err := tmp.Sync(); err != nil {
-		return fmt.Errorf("spool %s: sync: %w", name, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("spool %s: %w", name, err)
-	}
-	if err := os.Rename(tmp.Name(), filepath.Join(s.Dir, name)); err != nil {
-		return fmt.Errorf("spool %s: %w", name, err)
-	}
-	return syncDir(s.Dir)
-}
-
-// syncDir fsyncs a directory.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("sync %s: %w", dir, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("sync %s: %w", dir, err)
 	}
 	return nil
 }
+
+// syncDir fsyncs a directory.
+func syncDir(dir string) error { return atomicfile.SyncDir(dir) }
 
 // Len returns the number of events and their total size in bytes.
 func (s *Spool) Len() (files int, bytes int64, err error) {
