@@ -30,10 +30,13 @@ type CounterStore interface {
 	Store(ctx context.Context, key KeyID, channel string, mark uint64) error
 }
 
-// counterKey indexes marks.
-type counterKey struct {
-	key     KeyID
-	channel string
+// CounterKey names one replay window or signing counter: a key and a
+// channel.
+type CounterKey struct {
+	// Key is the signing key's ID.
+	Key KeyID
+	// Channel is the sender's or receiver's channel name.
+	Channel string
 }
 
 // MemoryCounterStore is a CounterStore that keeps marks in memory only, for
@@ -41,7 +44,7 @@ type counterKey struct {
 // The zero value is ready to use.
 type MemoryCounterStore struct {
 	mu    sync.Mutex
-	marks map[counterKey]uint64
+	marks map[CounterKey]uint64
 }
 
 var _ CounterStore = (*MemoryCounterStore)(nil)
@@ -53,7 +56,7 @@ func (s *MemoryCounterStore) Load(ctx context.Context, key KeyID, channel string
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.marks[counterKey{key, channel}], nil
+	return s.marks[CounterKey{key, channel}], nil
 }
 
 // Store implements CounterStore.
@@ -64,9 +67,9 @@ func (s *MemoryCounterStore) Store(ctx context.Context, key KeyID, channel strin
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.marks == nil {
-		s.marks = make(map[counterKey]uint64)
+		s.marks = make(map[CounterKey]uint64)
 	}
-	k := counterKey{key, channel}
+	k := CounterKey{key, channel}
 	if mark > s.marks[k] {
 		s.marks[k] = mark
 	}
@@ -95,7 +98,7 @@ type FileCounterStore struct {
 	lock *os.File
 
 	mu       sync.Mutex
-	marks    map[counterKey]uint64
+	marks    map[CounterKey]uint64
 	gen      uint64        // bumped by every change of marks
 	durable  uint64        // the gen last written to disk
 	flushing bool          // a write is in flight
@@ -120,7 +123,7 @@ func OpenFileCounterStore(path string) (*FileCounterStore, error) {
 		}
 		return nil, fmt.Errorf("identity: counter store %s: lock: %w", path, err)
 	}
-	s := &FileCounterStore{path: path, lock: lock, marks: make(map[counterKey]uint64)}
+	s := &FileCounterStore{path: path, lock: lock, marks: make(map[CounterKey]uint64)}
 	data, err := os.ReadFile(path)
 	switch {
 	case errors.Is(err, os.ErrNotExist):
@@ -138,6 +141,14 @@ func OpenFileCounterStore(path string) (*FileCounterStore, error) {
 
 // parse reads the file's lines into s.marks.
 func (s *FileCounterStore) parse(data []byte) error {
+	return ParseCounterFile(data, s.marks)
+}
+
+// ParseCounterFile reads a counter file's lines (as FileCounterStore writes
+// them) into marks. A header other than tether's, a malformed line, a
+// repeated (key, channel) or an empty file is an error: a counter file must
+// never silently read as empty.
+func ParseCounterFile(data []byte, marks map[CounterKey]uint64) error {
 	sc := bufio.NewScanner(bytes.NewReader(data))
 	sc.Buffer(nil, 1<<20)
 	line := 0
@@ -167,11 +178,11 @@ func (s *FileCounterStore) parse(data []byte) error {
 		if err != nil {
 			return fmt.Errorf("line %d: channel %s: %w", line, quoted, err)
 		}
-		k := counterKey{key, channel}
-		if _, dup := s.marks[k]; dup {
+		k := CounterKey{key, channel}
+		if _, dup := marks[k]; dup {
 			return fmt.Errorf("line %d: key %s channel %q repeated", line, key, channel)
 		}
-		s.marks[k] = mark
+		marks[k] = mark
 	}
 	if err := sc.Err(); err != nil {
 		return err
@@ -184,26 +195,30 @@ func (s *FileCounterStore) parse(data []byte) error {
 
 // encodeLocked renders the marks, sorted so the file is stable; s.mu is
 // held.
-func (s *FileCounterStore) encodeLocked() []byte {
-	keys := make([]counterKey, 0, len(s.marks))
-	for k := range s.marks {
+func (s *FileCounterStore) encodeLocked() []byte { return EncodeCounterFile(s.marks) }
+
+// EncodeCounterFile renders marks as a counter file, sorted by key and
+// channel so the file is stable.
+func EncodeCounterFile(marks map[CounterKey]uint64) []byte {
+	keys := make([]CounterKey, 0, len(marks))
+	for k := range marks {
 		keys = append(keys, k)
 	}
-	slices.SortFunc(keys, func(a, b counterKey) int {
-		if c := bytes.Compare(a.key[:], b.key[:]); c != 0 {
+	slices.SortFunc(keys, func(a, b CounterKey) int {
+		if c := bytes.Compare(a.Key[:], b.Key[:]); c != 0 {
 			return c
 		}
-		return cmp.Compare(a.channel, b.channel)
+		return cmp.Compare(a.Channel, b.Channel)
 	})
 	b := make([]byte, 0, len(counterFileHeader)+1+len(keys)*48)
 	b = append(b, counterFileHeader...)
 	b = append(b, '\n')
 	for _, k := range keys {
-		b = append(b, k.key.String()...)
+		b = append(b, k.Key.String()...)
 		b = append(b, ' ')
-		b = strconv.AppendUint(b, s.marks[k], 10)
+		b = strconv.AppendUint(b, marks[k], 10)
 		b = append(b, ' ')
-		b = strconv.AppendQuote(b, k.channel)
+		b = strconv.AppendQuote(b, k.Channel)
 		b = append(b, '\n')
 	}
 	return b
@@ -220,7 +235,7 @@ func (s *FileCounterStore) Load(ctx context.Context, key KeyID, channel string) 
 	if s.closed {
 		return 0, fmt.Errorf("identity: counter store %s is closed", s.path)
 	}
-	return s.marks[counterKey{key, channel}], nil
+	return s.marks[CounterKey{key, channel}], nil
 }
 
 // Store implements CounterStore. It returns once a write that includes
@@ -236,7 +251,7 @@ func (s *FileCounterStore) Store(ctx context.Context, key KeyID, channel string,
 		s.mu.Unlock()
 		return fmt.Errorf("identity: counter store %s is closed", s.path)
 	}
-	k := counterKey{key, channel}
+	k := CounterKey{key, channel}
 	if cur, ok := s.marks[k]; !ok || mark > cur {
 		s.marks[k] = mark
 		s.gen++

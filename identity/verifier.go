@@ -75,7 +75,7 @@ type Verifier struct {
 	cid   wire.OUI
 
 	mu      sync.RWMutex
-	windows map[counterKey]*window
+	windows map[CounterKey]*window
 	scratch sync.Pool // *[]byte, for tagged frames
 }
 
@@ -92,7 +92,7 @@ func NewVerifier(keys KeyStore, store CounterStore, opts VerifierOptions) (*Veri
 	if keys == nil || store == nil {
 		return nil, errors.New("identity: NewVerifier needs a key store and a counter store")
 	}
-	return &Verifier{keys: keys, store: store, cid: opts.CID, windows: make(map[counterKey]*window)}, nil
+	return &Verifier{keys: keys, store: store, cid: opts.CID, windows: make(map[CounterKey]*window)}, nil
 }
 
 // Verify checks the signature of frame, received on channel, and advances
@@ -159,7 +159,7 @@ func (v *Verifier) Verify(ctx context.Context, channel string, frame []byte) (Ve
 // accept advances the replay window of (id, channel) to counter, durably,
 // or refuses counter as a replay.
 func (v *Verifier) accept(ctx context.Context, id KeyID, channel string, counter uint64) error {
-	k := counterKey{id, channel}
+	k := CounterKey{id, channel}
 	v.mu.RLock()
 	w := v.windows[k]
 	v.mu.RUnlock()

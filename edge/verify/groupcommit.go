@@ -1,37 +1,21 @@
 package verify
 
 import (
-	"bufio"
-	"bytes"
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"github.com/tether-net/tether/internal/atomicfile"
 	"os"
 	"runtime"
-	"slices"
-	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 
 	"github.com/tether-net/tether/identity"
 )
 
-// counterFileHeader opens a counter file; the format is
-// identity.FileCounterStore's.
-const counterFileHeader = "tether counters v1"
-
 // maxYields bounds how often the flusher lets other goroutines run before
 // a write while they keep adding marks.
 const maxYields = 64
-
-// markKey indexes the marks of a GroupCommitStore.
-type markKey struct {
-	key     identity.KeyID
-	channel string
-}
 
 // commitRound is one write that Stores wait for.
 type commitRound struct {
@@ -61,7 +45,7 @@ type GroupCommitStore struct {
 	lock *os.File
 
 	mu      sync.Mutex
-	marks   map[markKey]uint64
+	marks   map[identity.CounterKey]uint64
 	gen     uint64       // bumped by every raised mark
 	durable uint64       // the gen last written
 	next    *commitRound // the round the next write completes
@@ -93,7 +77,7 @@ func OpenGroupCommitStore(path string) (*GroupCommitStore, error) {
 		return nil, fmt.Errorf("verify: replay store %s: lock: %w", path, err)
 	}
 	s := &GroupCommitStore{
-		path: path, lock: lock, marks: make(map[markKey]uint64),
+		path: path, lock: lock, marks: make(map[identity.CounterKey]uint64),
 		kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}),
 	}
 	data, err := os.ReadFile(path)
@@ -114,48 +98,7 @@ func OpenGroupCommitStore(path string) (*GroupCommitStore, error) {
 
 // parse reads the file's lines into s.marks.
 func (s *GroupCommitStore) parse(data []byte) error {
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	sc.Buffer(nil, 1<<20)
-	line := 0
-	for sc.Scan() {
-		line++
-		text := sc.Text()
-		if line == 1 {
-			if text != counterFileHeader {
-				return fmt.Errorf("line 1: %q is not %q", text, counterFileHeader)
-			}
-			continue
-		}
-		id, rest, ok1 := strings.Cut(text, " ")
-		num, quoted, ok2 := strings.Cut(rest, " ")
-		if !ok1 || !ok2 {
-			return fmt.Errorf("line %d: want \"<key ID> <mark> <quoted channel>\"", line)
-		}
-		key, err := identity.ParseKeyID(id)
-		if err != nil {
-			return fmt.Errorf("line %d: %w", line, err)
-		}
-		mark, err := strconv.ParseUint(num, 10, 64)
-		if err != nil {
-			return fmt.Errorf("line %d: mark: %w", line, err)
-		}
-		channel, err := strconv.Unquote(quoted)
-		if err != nil {
-			return fmt.Errorf("line %d: channel %s: %w", line, quoted, err)
-		}
-		k := markKey{key, channel}
-		if _, dup := s.marks[k]; dup {
-			return fmt.Errorf("line %d: key %s channel %q repeated", line, key, channel)
-		}
-		s.marks[k] = mark
-	}
-	if err := sc.Err(); err != nil {
-		return err
-	}
-	if line == 0 {
-		return errors.New("empty file")
-	}
-	return nil
+	return identity.ParseCounterFile(data, s.marks)
 }
 
 // Load implements identity.CounterStore; marks are read at open.
@@ -168,7 +111,7 @@ func (s *GroupCommitStore) Load(ctx context.Context, key identity.KeyID, channel
 	if s.closed {
 		return 0, fmt.Errorf("verify: replay store %s is closed", s.path)
 	}
-	return s.marks[markKey{key, channel}], nil
+	return s.marks[identity.CounterKey{Key: key, Channel: channel}], nil
 }
 
 // Store implements identity.CounterStore: it raises the mark and returns
@@ -183,7 +126,7 @@ func (s *GroupCommitStore) Store(ctx context.Context, key identity.KeyID, channe
 		s.mu.Unlock()
 		return fmt.Errorf("verify: replay store %s is closed", s.path)
 	}
-	k := markKey{key, channel}
+	k := identity.CounterKey{Key: key, Channel: channel}
 	if cur, ok := s.marks[k]; !ok || mark > cur {
 		s.marks[k] = mark
 		s.gen++
@@ -274,30 +217,7 @@ func (s *GroupCommitStore) flush() {
 }
 
 // encodeLocked renders the marks, sorted; s.mu is held.
-func (s *GroupCommitStore) encodeLocked() []byte {
-	keys := make([]markKey, 0, len(s.marks))
-	for k := range s.marks {
-		keys = append(keys, k)
-	}
-	slices.SortFunc(keys, func(a, b markKey) int {
-		if c := bytes.Compare(a.key[:], b.key[:]); c != 0 {
-			return c
-		}
-		return cmp.Compare(a.channel, b.channel)
-	})
-	b := make([]byte, 0, len(counterFileHeader)+1+len(keys)*48)
-	b = append(b, counterFileHeader...)
-	b = append(b, '\n')
-	for _, k := range keys {
-		b = append(b, k.key.String()...)
-		b = append(b, ' ')
-		b = strconv.AppendUint(b, s.marks[k], 10)
-		b = append(b, ' ')
-		b = strconv.AppendQuote(b, k.channel)
-		b = append(b, '\n')
-	}
-	return b
-}
+func (s *GroupCommitStore) encodeLocked() []byte { return identity.EncodeCounterFile(s.marks) }
 
 // CommitStats reports how many writes the store made and how many raised
 // marks they carried (marks per write is the group commit's batch).
