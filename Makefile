@@ -42,10 +42,10 @@ lint: ## gofmt, go vet and staticcheck
 	@command -v staticcheck >/dev/null || $(GO) install honnef.co/go/tools/cmd/staticcheck@latest
 	staticcheck -tags '$(TAGS)' ./...
 
-demo: ## run the lab: hosts and a switch in network namespaces (not yet)
-	@echo "make demo: not yet. The lab (hosts and a switch in network namespaces, a VM started"
-	@echo "and live-migrated, the switch's view printed) arrives with issues 4 and 5."
-	@echo "What works today: 'make build && bin/tetherctl decode ../shared/testdata/cap2012.pcap'."
+demo: ## the lab: two hosts and a switch in network namespaces, real daemons (root)
+	./tests/install-deps.sh
+	$(MAKE) --no-print-directory build
+	GO='$(GO)' BINDIR='$(BINDIR)' ./tests/lab/demo.sh
 
 deb: ## build the .deb package (not yet)
 	@echo "make deb: not yet (packaging arrives with a later issue)"; exit 1
