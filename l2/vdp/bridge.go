@@ -20,6 +20,10 @@ var errLate = errors.New("vdp: resource wait delay expired")
 // unless configured otherwise.
 const DefaultMaxDecisions = 64
 
+// maxRefusalBacklog is how many answers may wait in a Bridge's queue for
+// it still to answer a refused plain (unsigned) VDP request.
+const maxRefusalBacklog = 256
+
 // Decider decides on a station's request for a VSI; the closed-loop
 // verifier of tether-switchd plugs in here (DESIGN.md "The flow of one VM
 // start"). Decide runs on its own goroutine, concurrently for different
@@ -392,10 +396,17 @@ func (b *Bridge) receive(ctx context.Context, r *ecp.Received) {
 			return // forged, replayed or unknown: no answer
 		}
 		// Plain VDP from a station that must sign: refuse each request
-		// outright, so a standard station learns it at once.
+		// outright, so a standard station learns it at once. These
+		// answers cost nothing to provoke: past maxRefusalBacklog queued
+		// answers they are not sent (the frame is counted refused all
+		// the same), so a flood of plain requests from a peer that does
+		// not ACK cannot grow the queue without bound.
 		var fx effects
 		b.mu.Lock()
 		for _, en := range entries {
+			if b.out.len() >= maxRefusalBacklog {
+				break
+			}
 			if !en.vsi.IsResponse() {
 				b.respond(nil, 0, mgr, en.vsi, wire.ResponseStatus(wire.VDPOtherFailure, false, true), en.vsi.Filters, nil, &fx)
 			}
