@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/tether-net/tether/internal/ratelog"
 	"hash/maphash"
 	"log/slog"
 	"slices"
@@ -150,7 +151,7 @@ type Verifier struct {
 	vmTimeout time.Duration
 	maxPar    int
 	log       *slog.Logger
-	logLim    *logLimiter
+	logLim    *ratelog.Limiter
 	now       func() time.Time
 
 	accepted, migrations, suppressed atomic.Uint64
@@ -229,7 +230,7 @@ func New(cfg Config) (*Verifier, error) {
 	if maxPorts <= 0 {
 		maxPorts = DefaultMaxLogPorts
 	}
-	v.logLim = newLogLimiter(burst, interval, maxPorts)
+	v.logLim = ratelog.New(burst, interval, maxPorts)
 	return v, nil
 }
 
@@ -877,7 +878,7 @@ func (v *Verifier) record(ctx context.Context, c *Claim, d Decision, err error) 
 		d = refuse(d, ReasonInternal, err.Error())
 	}
 	v.refused[d.Reason].Add(1)
-	ok, suppressed := v.logLim.allow(c.Port, v.now())
+	ok, suppressed := v.logLim.Allow(c.Port, v.now())
 	if !ok {
 		v.suppressed.Add(1)
 		return d, err

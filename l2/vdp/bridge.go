@@ -388,7 +388,7 @@ func (b *Bridge) receive(ctx context.Context, r *ecp.Received) {
 	peer, err := b.sec.check(ctx, r.Frame)
 	mgr, entries := splitVDPDU(r.PDU.VDP)
 	if err != nil {
-		b.log.Warn("frame refused", "src", macString(r.Header.Src), "err", err)
+		b.logRefused(r, err)
 		if b.onEvt != nil {
 			b.onEvt(Event{Kind: EventFrameRefused, Err: err})
 		}

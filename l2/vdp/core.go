@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/tether-net/tether/internal/ratelog"
 	"log/slog"
 	"sync"
 	"time"
@@ -170,6 +171,8 @@ type core struct {
 	wake   chan struct{}
 	expire func(owner any, kind timerKind, now time.Time, fx *effects) // mu held
 
+	refusedLog *ratelog.Limiter // bounds "frame refused" lines under a flood
+
 	mu       sync.Mutex
 	timing   Timing
 	out      outbox
@@ -183,6 +186,7 @@ func (c *core) init(link ecp.Link, role, name string, local, peer [6]byte, timin
 	if err := sec.validate(); err != nil {
 		return err
 	}
+	c.refusedLog = ratelog.New(10, time.Second, 1)
 	c.timing = DefaultTiming()
 	if timing != nil {
 		c.timing = *timing
@@ -352,12 +356,20 @@ func (c *core) timerLoop(ctx context.Context) {
 	}
 }
 
+// logRefused writes a "frame refused" line, at most 10 at once and then one
+// a second, with the count of lines held back since the last one.
+func (c *core) logRefused(r *ecp.Received, err error) {
+	if ok, held := c.refusedLog.Allow("", time.Now()); ok {
+		c.log.Warn("frame refused", "src", macString(r.Header.Src), "err", err, "held_back", held)
+	}
+}
+
 // checkFrame applies the signing policy to a received frame, reporting a
 // refusal as an event. ok false means: drop the frame.
 func (c *core) checkFrame(ctx context.Context, r *ecp.Received) (peer *identity.Verified, ok bool) {
 	v, err := c.sec.check(ctx, r.Frame)
 	if err != nil {
-		c.log.Warn("frame refused", "src", macString(r.Header.Src), "err", err)
+		c.logRefused(r, err)
 		if c.onEvt != nil {
 			c.onEvt(Event{Kind: EventFrameRefused, Err: err})
 		}
