@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -314,6 +315,17 @@ func TestRefusals(t *testing.T) {
 	})
 	if _, ok := r.d.neighbours.Neighbour("p3"); ok {
 		t.Fatal("an unenrolled host became the neighbour of p3")
+	}
+	// The refused LLDP neighbour itself shows in the rejects, so an operator
+	// sees why the port has none.
+	var lldpRej bool
+	for _, rj := range r.d.Rejects() {
+		if rj.Port == "p3" && rj.Mode == "LLDP" && rj.Reason == "unknown-key" && strings.Contains(rj.Message, "LLDP neighbour refused") {
+			lldpRej = true
+		}
+	}
+	if !lldpRej {
+		t.Fatalf("no LLDP reject for the unenrolled neighbour: %+v", r.d.Rejects())
 	}
 }
 

@@ -196,7 +196,7 @@ func (p *port) serve(ctx context.Context, conns PortConns) error {
 		Dest:       wire.NearestCustomerBridge,
 		TxInterval: d.opts.LLDPTxInterval,
 		Sign:       lldpagent.SignWith(d.signer, p.lldpChan),
-		Check:      lldpagent.VerifyWith(d.verifier.Signatures(), p.lldpChan, d.cfg.RequireSigned),
+		Check:      p.checkLLDP(lldpagent.VerifyWith(d.verifier.Signatures(), p.lldpChan, d.cfg.RequireSigned)),
 		OnEvent:    p.onLLDP,
 		Logger:     d.log,
 		TetherCID:  d.cid,
@@ -259,6 +259,29 @@ func (p *port) serve(ctx context.Context, conns PortConns) error {
 		first = errors.New("stopped")
 	}
 	return fmt.Errorf("port %s: %w", p.name, first)
+}
+
+// checkLLDP wraps the LLDP signature check so that a refused neighbour
+// (an unenrolled host key, a bad signature, an unsigned LLDPDU under
+// require_signed) shows in the rejects ring: otherwise the operator sees
+// only a port with no neighbour and VIFs that never associate.
+func (p *port) checkLLDP(check lldpagent.CheckFunc) lldpagent.CheckFunc {
+	return func(ctx context.Context, frame []byte, du *wire.LLDPDU) (lldpagent.CheckResult, error) {
+		res, err := check(ctx, frame, du)
+		if err != nil {
+			rj := rejectOf(p.d.now(), p.name, "LLDP", nil, frameReason(err),
+				"LLDP neighbour refused, so no VDP from it is accepted on this port: "+err.Error())
+			if du != nil {
+				for _, t := range du.TLVs {
+					if n, ok := t.(wire.SystemName); ok {
+						rj.Host = string(n)
+					}
+				}
+			}
+			p.d.rej.add(rj)
+		}
+		return res, err
+	}
 }
 
 // onLLDP hears the LLDP agent's neighbour events (on its goroutine).
