@@ -22,8 +22,8 @@ import (
 	"github.com/mdlayher/lldp"
 
 	"github.com/tether-net/tether/identity"
-	"github.com/tether-net/tether/l2/evb"
 	"github.com/tether-net/tether/internal/netnstest"
+	"github.com/tether-net/tether/l2/evb"
 	"github.com/tether-net/tether/wire"
 )
 
