@@ -232,9 +232,6 @@ func (s *Spool) writeAtomic(name string, data []byte) error {
 	return nil
 }
 
-// syncDir fsyncs a directory.
-func syncDir(dir string) error { return atomicfile.SyncDir(dir) }
-
 // Len returns the number of events and their total size in bytes.
 func (s *Spool) Len() (files int, bytes int64, err error) {
 	events, _, err := s.list()

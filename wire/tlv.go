@@ -60,16 +60,6 @@ func beginTLV(b []byte, typ uint8) ([]byte, int) {
 	return b, start
 }
 
-// endTLV patches the length of the TLV started at start, rejecting values
-// longer than max.
-func endTLV(b []byte, start int, name string, max int) ([]byte, error) {
-	n := len(b) - start - tlvHeaderLen
-	if n > max {
-		return b[:start], newError(name, start, ErrOversize, "value is %d bytes, at most %d allowed", n, max)
-	}
-	putTLVHeader(b[start:], b[start]>>1, n)
-	return b, nil
-}
 
 // appendOrgTLV appends an organizationally specific TLV (type 127): header,
 // OUI, subtype and the information string.

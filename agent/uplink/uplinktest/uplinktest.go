@@ -47,8 +47,6 @@ func Veth(t testing.TB, a *NS, aName string, b *NS, bName string) {
 	netnstest.Veth(t, a.NS, aName, b.NS, bName)
 }
 
-func run(t testing.TB, args ...string) string { t.Helper(); return netnstest.Run(t, args...) }
-
 // Listen opens a rawsock Socket inside the namespace; it is an
 // uplink.ListenFunc.
 func (ns *NS) Listen(ifname string, etherType uint16) (rawsock.Conn, error) {
