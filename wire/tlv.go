@@ -60,7 +60,6 @@ func beginTLV(b []byte, typ uint8) ([]byte, int) {
 	return b, start
 }
 
-
 // appendOrgTLV appends an organizationally specific TLV (type 127): header,
 // OUI, subtype and the information string.
 func appendOrgTLV(b []byte, t OrgTLV, cid OUI) ([]byte, error) {
