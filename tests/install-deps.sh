@@ -10,7 +10,10 @@ export DEBIAN_FRONTEND=noninteractive
 # libvirt0: the library tetherd dlopens (test:///default driver included).
 # libvirt-daemon*, libvirt-clients, qemu-system-x86, tini, iproute2: a real
 #   libvirtd with TCG domains for tests/libvirtlab (tini is its subreaper).
-pkgs=(tshark tcpdump libvirt0 libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86 tini iproute2 lldpd nftables)
+# lldpd, lldpad: real LLDP and EVB/ECP/VDP peers for interop tests.
+# nftables: the nft CLI, to read back what edge/enforce programs.
+# xz-utils: tests/kvm unpacks Debian's xz-compressed kernel.
+pkgs=(tshark tcpdump libvirt0 libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86 tini iproute2 lldpd nftables lldpad xz-utils)
 
 missing=()
 for p in "${pkgs[@]}"; do

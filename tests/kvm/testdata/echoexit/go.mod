@@ -1,0 +1,3 @@
+module github.com/tether-net/tether/tests/kvm/testdata/echoexit
+
+go 1.26.0
