@@ -31,9 +31,13 @@ const (
 	// signed frame, a response, no MAC filter, a VSIID that is not a
 	// UUID.
 	ReasonMalformed
+	// ReasonNoNeighbour: no single signed LLDP neighbour on the port names
+	// its host (none learnt yet, or an entry being replaced), so no key can
+	// be matched to the port. Transient: the station should retry.
+	ReasonNoNeighbour
 	// ReasonKeyNotEnrolledForHost: the key is not enrolled for the host
 	// that the port's LLDP neighbour names (another host's key, a switch
-	// key, or no host known on the port).
+	// key).
 	ReasonKeyNotEnrolledForHost
 	// ReasonNeighbourKeyMismatch: the port's LLDP neighbour was not
 	// signed by the same key.
@@ -66,6 +70,7 @@ var reasonNames = [numReasons]string{
 	ReasonUnknownKey:            "unknown-key",
 	ReasonReplay:                "replay",
 	ReasonMalformed:             "malformed",
+	ReasonNoNeighbour:           "no-lldp-neighbour",
 	ReasonKeyNotEnrolledForHost: "key-not-enrolled-for-host",
 	ReasonNeighbourKeyMismatch:  "neighbour-key-mismatch",
 	ReasonVMManagerDenies:       "vm-manager-denies",
@@ -109,6 +114,10 @@ func (r Reason) VDPCode() (code wire.VDPResponseCode, hard bool) {
 	case ReasonUnsigned, ReasonBadSignature, ReasonUnknownKey, ReasonReplay,
 		ReasonKeyNotEnrolledForHost, ReasonNeighbourKeyMismatch:
 		return wire.VDPOtherFailure, true
+	case ReasonNoNeighbour:
+		// The port's LLDP neighbour is learnt, ages out and is replaced
+		// (a host restarting its agent): worth a retry.
+		return wire.VDPOtherFailure, false
 	case ReasonVMManagerUnavailable:
 		return wire.VDPUnableToContactManager, false
 	case ReasonMACLiveElsewhere:

@@ -503,7 +503,7 @@ func (v *Verifier) decideVerified(ctx context.Context, c *Claim, d Decision) (De
 	case en.Host == "":
 		return refuse(d, ReasonKeyNotEnrolledForHost, fmt.Sprintf("key %s is not enrolled for any host", d.Key)), nil
 	case !ok || nb.Host == "":
-		return refuse(d, ReasonKeyNotEnrolledForHost,
+		return refuse(d, ReasonNoNeighbour,
 			fmt.Sprintf("no single LLDP neighbour on port %s names its host, so key %s (host %q) cannot be matched to it", c.Port, d.Key, en.Host)), nil
 	case nb.Host != en.Host:
 		return refuse(d, ReasonKeyNotEnrolledForHost,

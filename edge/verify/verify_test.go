@@ -116,7 +116,7 @@ func TestAttacks(t *testing.T) {
 			claim: func(w *world) verify.Claim {
 				return w.claim(w.a, "swp9", 0, assocVSI(assoc, vmA3, 100, macA3))
 			},
-			want: verify.ReasonKeyNotEnrolledForHost,
+			want: verify.ReasonNoNeighbour,
 		},
 		{
 			name: "host A's other key: not the key of the LLDP neighbour",
