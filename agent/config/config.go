@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"github.com/tether-net/tether/internal/yamlconf"
 	"io"
-	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -227,19 +226,7 @@ func countersDir(stateDir string) string { return filepath.Join(stateDir, "count
 // Load reads and validates the file at path. A missing file at the default
 // path yields the defaults; a missing file named explicitly is an error.
 func Load(path string, explicit bool) (Config, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		if errors.Is(err, os.ErrNotExist) && !explicit {
-			return Default(), nil
-		}
-		return Config{}, fmt.Errorf("config: %w", err)
-	}
-	defer f.Close()
-	c, err := Parse(io.LimitReader(f, maxFile+1))
-	if err != nil {
-		return Config{}, fmt.Errorf("config %s: %w", path, err)
-	}
-	return c, nil
+	return yamlconf.Load(path, explicit, Default, Parse)
 }
 
 // Parse decodes and validates a configuration from r, on top of Default().

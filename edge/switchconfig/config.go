@@ -294,19 +294,7 @@ func Load(path string, explicit bool) (Config, error) {
 }
 
 func load(path string, explicit bool) (Config, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		if errors.Is(err, os.ErrNotExist) && !explicit {
-			return Default(), nil
-		}
-		return Config{}, fmt.Errorf("config: %w", err)
-	}
-	defer f.Close()
-	c, err := Parse(io.LimitReader(f, maxFile+1))
-	if err != nil {
-		return Config{}, fmt.Errorf("config %s: %w", path, err)
-	}
-	return c, nil
+	return yamlconf.Load(path, explicit, Default, Parse)
 }
 
 // Parse decodes and validates a configuration from r, on top of Default().

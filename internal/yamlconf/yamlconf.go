@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"regexp"
 	"strings"
 	"time"
@@ -154,4 +155,24 @@ func (l Log) Handler(w io.Writer) slog.Handler {
 		return slog.NewJSONHandler(w, opts)
 	}
 	return slog.NewTextHandler(w, opts)
+}
+
+// Load opens the configuration file at path and parses it with parse. A
+// missing file that was not named explicitly (the daemon's default path)
+// yields def(); a missing file named on the command line is an error.
+func Load[T any](path string, explicit bool, def func() T, parse func(io.Reader) (T, error)) (T, error) {
+	var zero T
+	f, err := os.Open(path)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) && !explicit {
+			return def(), nil
+		}
+		return zero, fmt.Errorf("config: %w", err)
+	}
+	defer f.Close()
+	c, err := parse(io.LimitReader(f, MaxFile+1))
+	if err != nil {
+		return zero, fmt.Errorf("config %s: %w", path, err)
+	}
+	return c, nil
 }
