@@ -23,9 +23,6 @@ import (
 // DefaultPath is where tetherd looks for its configuration.
 const DefaultPath = "/etc/tether/tetherd.yaml"
 
-// maxFile bounds the configuration file's size.
-const maxFile = 1 << 20
-
 // Config is tetherd's validated configuration.
 type Config struct {
 	// StateDir holds the inventory database and the signature counters.

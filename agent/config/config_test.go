@@ -1,6 +1,7 @@
 package config
 
 import (
+	"github.com/tether-net/tether/internal/yamlconf"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -63,7 +64,7 @@ func TestLoad(t *testing.T) {
 		t.Fatalf("explicit missing file: %v", err)
 	}
 	big := filepath.Join(dir, "big.yaml")
-	os.WriteFile(big, []byte("# "+strings.Repeat("x", maxFile)+"\n"), 0o644)
+	os.WriteFile(big, []byte("# "+strings.Repeat("x", yamlconf.MaxFile)+"\n"), 0o644)
 	if _, err := Load(big, true); err == nil || !strings.HasSuffix(err.Error(), "file is over 1048576 bytes") {
 		t.Fatalf("oversize: %v", err)
 	}

@@ -31,9 +31,6 @@ import (
 // DefaultPath is where tether-switchd looks for its configuration.
 const DefaultPath = "/etc/tether/switchd.yaml"
 
-// maxFile bounds the configuration file's size.
-const maxFile = 1 << 20
-
 // MinRTE is the smallest ECP retransmission timer exponent accepted:
 // 10 µs × 2^12, about 41 ms. Below it a daemon sharing a loaded core with
 // others retransmits frames whose ACK is merely late, and lldpad's stations
