@@ -50,6 +50,8 @@ type outbox struct {
 	q        []*item
 	head     int
 	inflight []*item
+	// maxItems bounds the items of one VDPDU; 0 means as many as fit.
+	maxItems int
 }
 
 func (o *outbox) push(it *item) { o.q = append(o.q, it) }
@@ -69,7 +71,8 @@ func (o *outbox) fill(b []byte, max int) ([]byte, []*item) {
 	taken := o.inflight[:0]
 	for o.head < len(o.q) {
 		it := o.q[o.head]
-		if it.mgr != mgr || (len(taken) > 0 && used+len(it.tlvs) > max) {
+		if it.mgr != mgr || (len(taken) > 0 && used+len(it.tlvs) > max) ||
+			(o.maxItems > 0 && len(taken) >= o.maxItems) {
 			break
 		}
 		b = append(b, it.tlvs...)

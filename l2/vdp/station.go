@@ -126,6 +126,8 @@ type Station struct {
 	core
 	vsis   map[Key]*stVSI
 	reqSeq uint64
+	// awaiting counts requests sent and not answered yet.
+	awaiting int
 }
 
 // stVSI is the station's state of one VSI; Station.mu guards it.
@@ -321,6 +323,9 @@ func allowed(st State, mode wire.VSIMode) error {
 // start queues the request v for e; s.mu is held.
 func (s *Station) start(e *stVSI, mgr wire.VSIManagerID, v *wire.VSI, it *item, keepalive bool, done func(Result), fx *effects) {
 	s.reqSeq++
+	if e.pending != 0 && e.sent {
+		s.awaiting--
+	}
 	e.req = s.reqSeq
 	it.owner, it.req = e, e.req
 	e.mgr = mgr
@@ -349,6 +354,19 @@ func (s *Station) next(b []byte, max int) ([]byte, bool) {
 		s.out.q[s.out.head] = nil
 		s.out.head++
 	}
+	// Toward a bridge known not to be tether's (PeerCapable says no, e.g.
+	// lldpad), one request at a time, each waiting for its answer: lldpad's
+	// bridge was seen to lose requests that arrive while it is still
+	// answering earlier ones (tests/interop). tether's bridge takes many VSI
+	// TLVs per VDPDU and many VDPDUs in flight.
+	plain := s.sec.PeerCapable != nil && !s.sec.PeerCapable()
+	if plain && s.awaiting > 0 {
+		return b, false
+	}
+	s.out.maxItems = 0
+	if plain {
+		s.out.maxItems = 1
+	}
 	b, items := s.out.fill(b, max)
 	if len(items) == 0 {
 		return b, false
@@ -357,6 +375,7 @@ func (s *Station) next(b []byte, max int) ([]byte, bool) {
 	for _, it := range items {
 		if it.current() {
 			it.owner.sent = true
+			s.awaiting++
 			s.arm(&it.owner.timer, timerResponse, wait, it.owner)
 		}
 	}
@@ -393,6 +412,10 @@ func (s *Station) finish(e *stVSI, res Result, st State, kaEvent bool, fx *effec
 	prev := e.state
 	ka := e.keepalive
 	done := e.done
+	if e.pending != 0 && e.sent {
+		s.awaiting--
+		fx.kick = true // the response window may let the next request go
+	}
 	e.pending, e.keepalive, e.sent, e.done, e.filters = 0, false, false, nil, nil
 	e.state = st
 	s.disarm(&e.timer)

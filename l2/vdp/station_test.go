@@ -480,6 +480,40 @@ func TestStationBatches(t *testing.T) {
 	}
 }
 
+// TestStationOneAtATimeToPlainBridge: toward a bridge known not to be
+// tether's (PeerCapable false, e.g. lldpad), the station sends one VSI per
+// VDPDU and the next request only after the previous one is answered.
+func TestStationOneAtATimeToPlainBridge(t *testing.T) {
+	clk := ecptest.NewFakeClock(time.Unix(1000, 0))
+	a, b := ecptest.Pipe(0)
+	st, err := vdp.NewStation(a, vdp.StationConfig{Name: "st", LocalMAC: stationMAC, Timing: &tableTiming,
+		Clock: clk, Logger: quiet, Security: vdp.Security{PeerCapable: func() bool { return false }}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runBg(t, st.Run)
+	p := newPeer(t, b, bridgeMAC, stationMAC)
+	results := make(chan vdp.Result, 5)
+	for i := 0; i < 5; i++ {
+		if err := st.Submit(vdp.Request{Mode: wire.VSIAssociate, Manager: mgr, VSI: testVSI(uint32(i), 0)},
+			func(x vdp.Result) { results <- x }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := 0; i < 5; i++ {
+		got := p.next()
+		if len(got.vsis) != 1 {
+			t.Fatalf("ECPDU %d carries %d VSIs, want 1", i, len(got.vsis))
+		}
+		// Nothing more goes out while this one waits for its answer.
+		p.none(50 * time.Millisecond)
+		p.send(grant(300, true)(got.vsis[0])...)
+		if res := <-results; res.Err != nil {
+			t.Fatalf("VSI %d: %v", i, res.Err)
+		}
+	}
+}
+
 // TestStationStop: requests outstanding when Run ends fail with
 // ErrStopped, whether in flight or still queued, and the VSIs keep their
 // state.

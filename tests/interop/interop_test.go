@@ -151,14 +151,6 @@ func TestStationAgainstLLDPADBridge(t *testing.T) {
 	// ECP ack timer (2^RTE x 10 us), and with more than about 40 VSIs
 	// outstanding it stopped answering (see lldpadMaxPending), so N is
 	// capped there.
-	if os.Getenv("TETHER_TEST_ALL") != "1" && os.Getenv("TETHER_INTEROP_N") == "" {
-		// Open issue: under load lldpad's bridge sometimes never answers
-		// part of a batched ECPDU (seen with 15 VSIs in one frame while
-		// the machine ran other suites). The single ASSOCIATE above is the
-		// interop check; the batch is a measurement, run in test-all.
-		t.Log("mixed batch measurement skipped in the default run (lldpad's bridge loses batched requests under load: open issue); run with TETHER_TEST_ALL=1")
-		return
-	}
 	n := throughputN()
 	if n > lldpadMaxPending {
 		t.Logf("mixed measurement capped at %d VSIs (asked for %d): lldpad's bridge loses requests beyond that", lldpadMaxPending, n)
@@ -325,12 +317,13 @@ func TestLLDPADStationAgainstBridge(t *testing.T) {
 }
 
 // lldpadMaxPending bounds the VSIs tether's station sends to lldpad's
-// bridge in the mixed measurement. Observed (not explained yet): with 53
-// submitted at once (two ECPDUs, 42 + 11 VSIs) lldpad answered 42 and
-// never 11 of them nor the 31 sent after; in waves of 40 (each after the
-// previous one was answered) it answered two waves and not the third.
-// 15 and 42 at once were all answered, in submission order.
-const lldpadMaxPending = 40
+// bridge in the mixed measurement. lldpad's bridge loses requests that
+// arrive while it is still answering earlier ones (53 at once in two
+// batched ECPDUs: 11 never answered; 30 single-VSI ECPDUs back to back:
+// 27 never answered), so l2/vdp's station sends one request at a time,
+// each after its answer, to a bridge that is not tether's; with that, 84
+// at once were all answered. The bound only keeps the run short.
+const lldpadMaxPending = 200
 
 // throughputN is how many VSIs the lldpad pair associates: 15 by default
 // (lldpad needs about 164 ms per VSI at RTE 14, and far more once its
