@@ -31,7 +31,7 @@ test-all: deps ## everything in `test`, plus the full slow suites
 	TETHER_TEST_ALL=1 $(GO) test -tags '$(TAGS)' -race -count=1 -timeout 60m $(TESTFLAGS) ./...
 
 fuzz: ## run each fuzz target for FUZZTIME (default 30s)
-	FUZZTIME=$(FUZZTIME) ./tests/fuzz.sh
+	FUZZTIME=$(FUZZTIME) TAGS='$(TAGS)' ./tests/fuzz.sh
 
 bench: ## run the Go benchmarks with allocation counts
 	$(GO) test -tags '$(TAGS)' -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./...
