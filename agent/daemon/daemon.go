@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os/user"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -110,6 +111,12 @@ func New(ctx context.Context, opts Options) (*Daemon, error) {
 	if err != nil {
 		st.Close()
 		return nil, fmt.Errorf("tetherd: %w", err)
+	}
+	if cfg.SocketGroup != "" {
+		if _, err := user.LookupGroup(cfg.SocketGroup); err != nil {
+			d.log.Warn("socket_group does not exist: only root can use the local API (create the group, or set socket_group)",
+				"socket", cfg.Socket, "socket_group", cfg.SocketGroup)
+		}
 	}
 	return d, nil
 }
