@@ -16,7 +16,9 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"debug/elf"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -423,4 +425,47 @@ func (c *cpioWriter) pad() {
 	if p := (4 - c.off%4) % 4; p > 0 {
 		c.write(make([]byte, p))
 	}
+}
+
+// ErrNoQEMU is returned (wrapped) by Ensure when qemu-system-x86_64 is not
+// installed.
+var ErrNoQEMU = errors.New("kvm: qemu-system-x86_64 not installed (tests/install-deps.sh installs qemu-system-x86)")
+
+// Stale reports whether the cache in dir was prepared by another version of
+// prepare.sh (its stamp carries the script's checksum), so a change to the
+// pin, the module lists or /init is picked up without a manual rerun.
+func Stale(dir string) bool {
+	have, err := os.ReadFile(filepath.Join(dir, "VERSION"))
+	if err != nil {
+		return true
+	}
+	script, err := os.ReadFile(PrepareScript())
+	if err != nil {
+		return false // no source tree: trust the cache
+	}
+	sum := sha256.Sum256(script)
+	return !strings.HasSuffix(strings.TrimSpace(string(have)), " script "+hex.EncodeToString(sum[:])[:16])
+}
+
+// Ensure prepares the cache (CacheDir) when it is missing or stale by
+// running prepare.sh, which takes one lock, so concurrent callers wait for
+// one preparation. Errors wrap ErrNoQEMU or ErrNotPrepared when the harness
+// cannot run here (no QEMU, no network to the Debian mirror).
+func Ensure(ctx context.Context) error {
+	dir := CacheDir()
+	if Prepared(dir) && !Stale(dir) {
+		return nil
+	}
+	if _, err := exec.LookPath("qemu-system-x86_64"); err != nil {
+		return ErrNoQEMU
+	}
+	cmd := exec.CommandContext(ctx, "bash", PrepareScript())
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("%w: prepare.sh: %v\n%s", ErrNotPrepared, err, out)
+	}
+	if !Prepared(dir) || Stale(dir) {
+		return fmt.Errorf("prepare.sh succeeded but %s is not prepared:\n%s", dir, out)
+	}
+	return nil
 }

@@ -16,50 +16,15 @@ import (
 // skips the test.
 func prepared(t *testing.T) string {
 	t.Helper()
-	dir := CacheDir()
-	if Prepared(dir) && !stale(dir) {
-		return dir
-	}
-	if _, err := exec.LookPath("qemu-system-x86_64"); err != nil {
-		t.Skip("qemu-system-x86_64 not installed (tests/install-deps.sh installs qemu-system-x86)")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "bash", PrepareScript())
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Skipf("run tests/kvm/prepare.sh (needs network to the Debian mirror via apt): %v\n%s", err, out)
-	}
-	if !Prepared(dir) {
-		t.Fatalf("prepare.sh succeeded but %s is not prepared:\n%s", dir, out)
-	}
-	return dir
-}
-
-// stale reports whether prepare.sh's stamp differs from the cache's, so a
-// pin or /init change is picked up without a manual rerun.
-func stale(dir string) bool {
-	have, err := os.ReadFile(filepath.Join(dir, "VERSION"))
-	if err != nil {
-		return true
-	}
-	script, err := os.ReadFile(PrepareScript())
-	if err != nil {
-		return false
-	}
-	var pkg, ver, rev string
-	for _, l := range strings.Split(string(script), "\n") {
-		if v, ok := strings.CutPrefix(l, "KERNEL_PKG="); ok {
-			pkg = v
+	if err := Ensure(ctx); err != nil {
+		if errors.Is(err, ErrNoQEMU) || errors.Is(err, ErrNotPrepared) {
+			t.Skip(err)
 		}
-		if v, ok := strings.CutPrefix(l, "KERNEL_DEBVER="); ok {
-			ver = v
-		}
-		if v, ok := strings.CutPrefix(l, "INIT_REV="); ok {
-			rev = v
-		}
+		t.Fatal(err)
 	}
-	return strings.TrimSpace(string(have)) != pkg+"="+ver+" init-rev "+rev
+	return CacheDir()
 }
 
 // buildStatic builds the main package in dir (its own module) as a static

@@ -25,18 +25,33 @@ KERNEL_PKG=linux-image-6.1.0-56-amd64
 KERNEL_DEBVER=6.1.192-2
 KERNEL_RELEASE=${KERNEL_PKG#linux-image-}       # 6.1.0-56-amd64, the modules dir
 BUSYBOX_PKG=busybox-static                       # whatever bookworm carries
-# Bump when /init or the layout below changes, so caches are rebuilt.
-INIT_REV=2
+# The cache is stamped with this script's own checksum: any change to it
+# (pin, modules, /init) rebuilds the cache on next use.
+SCRIPT_SUM=$(sha256sum "${BASH_SOURCE[0]}" | cut -c1-16)
 
-# The modules the tests need: 8021q (+ garp, mrp, stp, llc), bridge (+ stp,
+# The modules the tests need, one list per user so each can grow on its own.
+# MODULES are copied into the initramfs (with nothing else: list every
+# dependency); LOAD is what /init modprobes (modprobe resolves the rest
+# through modules.dep).
+# Base (tests/kvm smoke): 8021q (+ garp, mrp, stp, llc), bridge (+ stp,
 # llc), psnap and p8022 (llc users 8021q's deps pull in), veth, dummy.
-MODULES=(8021q garp mrp stp psnap p8022 llc bridge veth dummy)
-# What /init modprobes; modprobe resolves the rest through modules.dep.
-LOAD=(8021q bridge veth dummy)
+MODULES_BASE=(8021q garp mrp stp psnap p8022 llc bridge veth dummy)
+LOAD_BASE=(8021q bridge veth dummy)
+# agent/vnic (partitions, SR-IOV VFs on netdevsim).
+MODULES_VNIC=()
+LOAD_VNIC=()
+# agent/softswitch/linuxbridge (vlan_filtering bridge, nftables bridge family, tc).
+MODULES_BRIDGE=()
+LOAD_BRIDGE=()
+# agent/softswitch/ovs (openvswitch kernel datapath).
+MODULES_OVS=()
+LOAD_OVS=()
+MODULES=("${MODULES_BASE[@]}" "${MODULES_VNIC[@]}" "${MODULES_BRIDGE[@]}" "${MODULES_OVS[@]}")
+LOAD=("${LOAD_BASE[@]}" "${LOAD_VNIC[@]}" "${LOAD_BRIDGE[@]}" "${LOAD_OVS[@]}")
 
 CACHE=${TETHER_KVM_CACHE:-/var/cache/tether-kvm}
 STAMP="$KERNEL_PKG=$KERNEL_DEBVER"
-CACHE_STAMP="$STAMP init-rev $INIT_REV"
+CACHE_STAMP="$STAMP script $SCRIPT_SUM"
 
 if [ -f "$CACHE/VERSION" ] && [ "$(cat "$CACHE/VERSION")" = "$CACHE_STAMP" ] &&
    [ -f "$CACHE/vmlinuz" ] && [ -f "$CACHE/initramfs-base.cpio.gz" ]; then
