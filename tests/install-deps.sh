@@ -13,7 +13,11 @@ export DEBIAN_FRONTEND=noninteractive
 # lldpd, lldpad: real LLDP and EVB/ECP/VDP peers for interop tests.
 # nftables: the nft CLI, to read back what edge/enforce programs.
 # xz-utils: tests/kvm unpacks Debian's xz-compressed kernel.
-pkgs=(tshark tcpdump libvirt0 libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86 tini iproute2 lldpd nftables lldpad xz-utils)
+# openvswitch-switch: ovsdb-server + ovs-vswitchd for agent/softswitch/ovs (the
+#   tests run private instances; the packaged service is not used).
+# gcc-12, make, libelf1 (objtool's): tests/kvm/prepare.sh builds netdevsim.ko
+#   out of tree against Debian's kernel headers (agent/vnic/sriov's VFs).
+pkgs=(tshark tcpdump libvirt0 libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86 tini iproute2 lldpd nftables lldpad xz-utils openvswitch-switch gcc-12 make libelf1)
 
 missing=()
 for p in "${pkgs[@]}"; do

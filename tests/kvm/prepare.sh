@@ -38,14 +38,27 @@ SCRIPT_SUM=$(sha256sum "${BASH_SOURCE[0]}" | cut -c1-16)
 MODULES_BASE=(8021q garp mrp stp psnap p8022 llc bridge veth dummy)
 LOAD_BASE=(8021q bridge veth dummy)
 # agent/vnic (partitions, SR-IOV VFs on netdevsim).
-MODULES_VNIC=()
-LOAD_VNIC=()
+# netdevsim is not in Debian's kernel: it is built out of tree below (the
+# netdevsim block) and put in lib/modules/$K/extra/; psample is its one
+# dependency (modinfo -F depends).
+MODULES_VNIC=(psample)
+LOAD_VNIC=(netdevsim)
 # agent/softswitch/linuxbridge (vlan_filtering bridge, nftables bridge family, tc).
-MODULES_BRIDGE=()
-LOAD_BRIDGE=()
-# agent/softswitch/ovs (openvswitch kernel datapath).
-MODULES_OVS=()
-LOAD_OVS=()
+# nf_tables (+ nfnetlink, libcrc32c, whose softdep crc32c is crc32c_generic
+# here: LOAD it first, modprobe does not follow softdeps through busybox),
+# nft_objref (named counters; counter, lookup, hash sets are built into
+# nf_tables), nft_meta_bridge (with NFT_BRIDGE_META=m, nf_tables refuses
+# `meta` in the bridge family until it is loaded), tc: sch_ingress,
+# cls_matchall, act_police.
+MODULES_BRIDGE=(nfnetlink nf_tables libcrc32c crc32c_generic nft_objref nft_meta_bridge sch_ingress cls_matchall act_police)
+LOAD_BRIDGE=(crc32c_generic nf_tables nft_objref nft_meta_bridge sch_ingress cls_matchall act_police)
+# agent/softswitch/ovs (openvswitch kernel datapath): openvswitch and its
+# depends (modinfo -F depends: nf_conntrack, nsh, nf_nat, nf_defrag_ipv6,
+# nf_conncount, libcrc32c; nf_conntrack adds nf_defrag_ipv4); libcrc32c's
+# softdep crc32c is crc32c_generic, LOADed first (busybox modprobe does not
+# follow softdeps). The userspace daemons come from the OVS block below.
+MODULES_OVS=(openvswitch nsh nf_conntrack nf_nat nf_defrag_ipv4 nf_defrag_ipv6 nf_conncount libcrc32c crc32c_generic)
+LOAD_OVS=(crc32c_generic openvswitch)
 MODULES=("${MODULES_BASE[@]}" "${MODULES_VNIC[@]}" "${MODULES_BRIDGE[@]}" "${MODULES_OVS[@]}")
 LOAD=("${LOAD_BASE[@]}" "${LOAD_VNIC[@]}" "${LOAD_BRIDGE[@]}" "${LOAD_OVS[@]}")
 
@@ -99,6 +112,98 @@ for m in "${MODULES[@]}"; do
   mkdir -p "$root/lib/modules/$KERNEL_RELEASE/$(dirname "$p")"
   cp "$mods/$p" "$root/lib/modules/$KERNEL_RELEASE/$p"
 done
+
+# netdevsim (agent/vnic/sriov: SR-IOV VFs for real). Debian builds its kernel
+# without it, so it is built out of tree from linux-source-6.1 (only
+# drivers/net/netdevsim) against the pinned kernel's own headers, once per
+# kernel version: $CACHE/netdevsim/$KERNEL_RELEASE=$KERNEL_DEBVER/netdevsim.ko
+# survives the rebuilds a change to this script causes (other versions' are
+# pruned). Needs gcc-12 and make
+# (tests/install-deps.sh) and the mirror the first time. When it cannot be
+# built the rest of the cache is still prepared: /init does not load it and
+# /etc/tether-kvm/netdevsim.missing in the initramfs says why, so the tests
+# that need netdevsim skip with that reason.
+NSIM_CACHE=$CACHE/netdevsim/$KERNEL_RELEASE=$KERNEL_DEBVER
+build_netdevsim() {
+  local series=${KERNEL_RELEASE%%.0-*}             # 6.1
+  local abi=${KERNEL_RELEASE%-amd64}               # 6.1.0-56
+  local b=$work/nsim
+  mkdir -p "$b/debs" "$b/tree" "$b/src"
+  chmod 0777 "$b/debs" 2>/dev/null || true
+  command -v gcc-12 >/dev/null || { echo "gcc-12 not installed (tests/install-deps.sh installs it)"; return 1; }
+  command -v make >/dev/null || { echo "make not installed (tests/install-deps.sh installs it)"; return 1; }
+  (cd "$b/debs" && apt-get download -q "linux-source-$series=$KERNEL_DEBVER" \
+      "linux-headers-$KERNEL_RELEASE=$KERNEL_DEBVER" "linux-headers-$abi-common=$KERNEL_DEBVER" \
+      "linux-kbuild-$series=$KERNEL_DEBVER" >&2) ||
+    { echo "apt-get download of linux-source-$series, linux-headers-$KERNEL_RELEASE, linux-headers-$abi-common, linux-kbuild-$series (all $KERNEL_DEBVER) failed (needs the Debian mirror)"; return 1; }
+  local d
+  for d in "$b"/debs/linux-headers-*.deb "$b"/debs/linux-kbuild-*.deb; do dpkg-deb -x "$d" "$b/tree"; done
+  # The -amd64 headers' Makefile includes the -common one by absolute path.
+  sed -i "s|/usr/src/|$b/tree/usr/src/|g" "$b/tree/usr/src/linux-headers-$KERNEL_RELEASE/Makefile"
+  dpkg-deb --fsys-tarfile "$b"/debs/linux-source-*.deb |
+    tar -xO "./usr/src/linux-source-$series.tar.xz" |
+    tar -xJ -C "$b/src" --strip-components=3 "linux-source-$series/drivers/net/netdevsim" ||
+    { echo "could not extract drivers/net/netdevsim from linux-source-$series"; return 1; }
+  make -s -C "$b/tree/usr/src/linux-headers-$KERNEL_RELEASE" M="$b/src/netdevsim" CONFIG_NETDEVSIM=m modules >&2 ||
+    { echo "make netdevsim.ko against linux-headers-$KERNEL_RELEASE failed"; return 1; }
+  # The kernel loads only a module built for exactly its release.
+  grep -qa "vermagic=$KERNEL_RELEASE " "$b/src/netdevsim/netdevsim.ko" ||
+    { echo "netdevsim.ko's vermagic is not $KERNEL_RELEASE"; return 1; }
+  mkdir -p "$NSIM_CACHE"
+  # Without debug info: 5.5 MB -> 0.2 MB.
+  strip --strip-debug -o "$NSIM_CACHE/.netdevsim.ko" "$b/src/netdevsim/netdevsim.ko" ||
+    cp "$b/src/netdevsim/netdevsim.ko" "$NSIM_CACHE/.netdevsim.ko"
+  mv "$NSIM_CACHE/.netdevsim.ko" "$NSIM_CACHE/netdevsim.ko"
+  rm -rf "$b"
+}
+nsim_missing=
+if [ ! -f "$NSIM_CACHE/netdevsim.ko" ]; then
+  echo "prepare: building netdevsim.ko for $KERNEL_RELEASE out of tree" >&2
+  if ! nsim_missing=$(build_netdevsim 2>>"$work/nsim.log"); then
+    nsim_missing="netdevsim.ko could not be built for $KERNEL_RELEASE: ${nsim_missing:-see the log}; $(tail -3 "$work/nsim.log" | tr '\n' ' ')"
+    echo "prepare: $nsim_missing (the cache is prepared without netdevsim; remove $CACHE/VERSION to retry)" >&2
+  fi
+fi
+find "$CACHE/netdevsim" -mindepth 1 -maxdepth 1 ! -name "${NSIM_CACHE##*/}" -exec rm -rf {} + 2>/dev/null || true
+if [ -f "$NSIM_CACHE/netdevsim.ko" ]; then
+  mkdir -p "$root/lib/modules/$KERNEL_RELEASE/extra"
+  cp "$NSIM_CACHE/netdevsim.ko" "$root/lib/modules/$KERNEL_RELEASE/extra/netdevsim.ko"
+else
+  mkdir -p "$root/etc/tether-kvm"
+  echo "${nsim_missing:-netdevsim.ko missing}" > "$root/etc/tether-kvm/netdevsim.missing"
+  load=()
+  for m in "${LOAD[@]}"; do [ "$m" = netdevsim ] || load+=("$m"); done
+  LOAD=("${load[@]}")
+fi
+
+# Open vSwitch userspace (agent/softswitch/ovs, its kernel-datapath test):
+# ovsdb-tool, ovsdb-server, ovs-vswitchd, ovs-ofctl, ovs-vsctl, ovs-appctl with the
+# shared libraries ldd lists (and the loader), and the Open_vSwitch schema,
+# taken from the host when openvswitch-switch is installed there
+# (tests/install-deps.sh). Otherwise /etc/tether-kvm/ovs.missing in the
+# initramfs says why, and that test skips with the reason.
+ovs_bins=(/usr/bin/ovsdb-tool /usr/sbin/ovsdb-server /usr/sbin/ovs-vswitchd /usr/bin/ovs-ofctl /usr/bin/ovs-vsctl /usr/bin/ovs-appctl)
+ovs_schema=/usr/share/openvswitch/vswitch.ovsschema
+ovs_missing=
+for f in "${ovs_bins[@]}" "$ovs_schema"; do
+  [ -e "$f" ] || ovs_missing="${ovs_missing:+$ovs_missing, }$f"
+done
+if [ -z "$ovs_missing" ] && command -v ldd >/dev/null; then
+  for f in "${ovs_bins[@]}"; do
+    mkdir -p "$root$(dirname "$f")"
+    cp -L "$f" "$root$f"
+    ldd "$f" | awk '$2 == "=>" && $3 ~ /^\// {print $3} $1 ~ /^\// {print $1}'
+  done | sort -u | while read -r lib; do
+    mkdir -p "$root$(dirname "$lib")"
+    cp -L "$lib" "$root$lib"
+  done
+  mkdir -p "$root$(dirname "$ovs_schema")"
+  cp "$ovs_schema" "$root$ovs_schema"
+else
+  mkdir -p "$root/etc/tether-kvm"
+  echo "Open vSwitch is not installed on the host (missing ${ovs_missing:-ldd}): apt-get install openvswitch-switch (tests/install-deps.sh), then rerun tests/kvm/prepare.sh" > "$root/etc/tether-kvm/ovs.missing"
+fi
+
 cp "$mods/modules.builtin" "$mods/modules.order" "$root/lib/modules/$KERNEL_RELEASE/"
 
 cat > $root/init <<INIT
