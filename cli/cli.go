@@ -122,6 +122,7 @@ Exit status: 0 on success, 1 when the command ran but something failed,
 		newVIFCommand(s),
 		newEventsCommand(s),
 		newSwitchCommand(s),
+		newPolicyCommand(s),
 	)
 	return root
 }
