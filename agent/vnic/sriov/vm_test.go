@@ -565,10 +565,16 @@ func TestVMWatchDrift(t *testing.T) {
 		acts := make(chan Action, 16)
 		wctx, wcancel := context.WithCancel(ctx)
 		done := make(chan error, 1)
+		ready := make(chan struct{})
 		go func() {
-			done <- m.Watch(wctx, WatchOptions{ReportOnly: reportOnly, Settle: 20 * time.Millisecond, OnAction: func(a Action) { acts <- a }})
+			done <- m.Watch(wctx, WatchOptions{ReportOnly: reportOnly, Settle: 20 * time.Millisecond,
+				OnAction: func(a Action) { acts <- a }, Ready: func() { close(ready) }})
 		}()
-		time.Sleep(50 * time.Millisecond) // subscribed
+		select {
+		case <-ready:
+		case err := <-done:
+			t.Fatalf("Watch: %v", err)
+		}
 		return acts, func() {
 			wcancel()
 			if err := <-done; err != nil {
@@ -630,12 +636,14 @@ func TestVMWatchDrift(t *testing.T) {
 	acts = racts
 	wctx, wcancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
-	go func() {
-		done <- m.Watch(wctx, WatchOptions{Resync: 200 * time.Millisecond, OnAction: func(a Action) { racts <- a }})
-	}()
+	// Both drifts (trust from the report-only pass, and the link state)
+	// are in place before Watch starts, so its first resync finds both.
 	if err := netlink.LinkSetVfState(l, 0, uint32(LinkStateDisable)); err != nil {
 		t.Fatal(err)
 	}
+	go func() {
+		done <- m.Watch(wctx, WatchOptions{Resync: 200 * time.Millisecond, OnAction: func(a Action) { racts <- a }})
+	}()
 	if a := next(acts); a.Did != "repaired trust,link state" || a.Err != nil {
 		t.Errorf("resync: %+v, want repaired trust,link state", a)
 	}

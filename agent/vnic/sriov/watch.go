@@ -22,6 +22,9 @@ type WatchOptions struct {
 	// OnAction receives what Watch did or saw for each VF of a changed PF
 	// that has a record ("in sync" actions are not reported).
 	OnAction func(Action)
+	// Ready, when set, is called once Watch is subscribed: a change made
+	// after it returns is seen.
+	Ready func()
 }
 
 // Watch detects drift as it happens: it subscribes to the kernel's link
@@ -51,6 +54,9 @@ func (m *Manager) Watch(ctx context.Context, o WatchOptions) error {
 		},
 	}); err != nil {
 		return fmt.Errorf("sriov: subscribe to link notifications: %w", err)
+	}
+	if o.Ready != nil {
+		o.Ready()
 	}
 	var resync <-chan time.Time
 	switch {
