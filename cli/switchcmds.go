@@ -195,6 +195,9 @@ func newSwitchVMsCommand(s *Streams) *cobra.Command {
 					if v.Verified.Migration {
 						how += ", migration"
 					}
+					if strings.HasPrefix(v.Verified.Note, "migrating:") {
+						how += ", " + v.Verified.Note
+					}
 					rows = append(rows, []string{v.MAC, v.VM, v.Host, v.Port, vid, v.State, ago(v.Since), how})
 				}
 				return table(s.Out, []string{"MAC", "VM", "HOST", "PORT", "VID", "STATE", "SINCE", "VERIFIED"}, rows)

@@ -120,6 +120,9 @@ func domainVIF(pos int, x *interfaceXML) (v VIF, ok bool, err error) {
 	const doc = "domain"
 	where := func(what string) string { return fmt.Sprintf("devices/interface[%d] %s", pos, what) }
 	src := x.lv.Source
+	if x.typ == "hostdev" && (src == nil || src.Hostdev == nil) {
+		return VIF{}, false, &XMLError{Doc: doc, Where: where("<source>"), Kind: ErrInvalidHostdev, Err: errNoHostdevSource}
+	}
 	if src == nil {
 		return VIF{}, false, nil
 	}
@@ -137,11 +140,15 @@ func domainVIF(pos int, x *interfaceXML) (v VIF, ok bool, err error) {
 	case src.Direct != nil:
 		v.Kind, v.LinkDev, v.DirectMode = KindMacvtap, src.Direct.Dev, src.Direct.Mode
 	case src.Hostdev != nil:
+		// Only a PCI function (an SR-IOV VF) is a vNIC tether configures:
+		// its address is what agent/datapath finds the VF's PF and index
+		// by, so it is also the VIF's host device.
 		v.Kind = KindSRIOVVF
-		if src.Hostdev.PCI != nil && src.Hostdev.PCI.Address != nil {
-			a := src.Hostdev.PCI.Address
-			v.PCIAddress = pciAddress(a.Domain, a.Bus, a.Slot, a.Function)
+		addr, err := hostdevPCI(src.Hostdev)
+		if err != nil {
+			return VIF{}, false, &XMLError{Doc: doc, Where: where("<source><address>"), Kind: ErrInvalidHostdev, Err: err}
 		}
+		v.PCIAddress = addr
 	case src.VHostUser != nil:
 		v.Kind = KindVhostUser
 		if c := src.VHostUser.Chardev; c != nil && c.UNIX != nil {
@@ -166,8 +173,10 @@ func domainVIF(pos int, x *interfaceXML) (v VIF, ok bool, err error) {
 		}
 		v.MAC = mac
 	}
-	if x.lv.Target != nil {
+	if x.lv.Target != nil && x.lv.Target.Dev != "" {
 		v.HostDev = x.lv.Target.Dev
+	} else if v.PCIAddress != "" {
+		v.HostDev = v.PCIAddress
 	}
 	if x.lv.Model != nil {
 		v.Model = x.lv.Model.Type

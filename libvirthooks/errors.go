@@ -137,6 +137,10 @@ var (
 	ErrInvalidVLAN = errors.New("invalid VLAN tag")
 	// ErrInvalidVirtualPort: a virtualport parameter out of range.
 	ErrInvalidVirtualPort = errors.New("invalid virtualport")
+	// ErrInvalidHostdev: an <interface type='hostdev'> whose <source> is
+	// not one PCI function's address (domain 0-0xffff, bus 0-0xff, slot
+	// 0-0x1f, function 0-7).
+	ErrInvalidHostdev = errors.New("invalid hostdev source")
 	// ErrInvalidMetadata: tether metadata that does not follow the format
 	// in the package documentation.
 	ErrInvalidMetadata = errors.New("invalid tether metadata")

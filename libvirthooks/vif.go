@@ -1,6 +1,7 @@
 package libvirthooks
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"strings"
@@ -75,7 +76,10 @@ type VIF struct {
 	MAC        string
 	MACMissing bool
 
-	HostDev string // <target dev>: tap or macvtap device on the host (vnet0, macvtap0)
+	// HostDev is the host-side device: <target dev>, the tap or macvtap
+	// device (vnet0, macvtap0); for a hostdev interface (an SR-IOV VF) the
+	// VF's PCI address, as PCIAddress.
+	HostDev string
 	Model   string // <model type>, e.g. virtio
 	Alias   string // <alias name>, e.g. net0, ua-frontend
 
@@ -240,4 +244,37 @@ func pciAddress(domain, bus, slot, function *uint) string {
 		d = *domain
 	}
 	return fmt.Sprintf("%04x:%02x:%02x.%x", d, *bus, *slot, *function)
+}
+
+// errNoHostdevSource is why a hostdev interface without a PCI source is
+// refused.
+var errNoHostdevSource = errors.New("want <source><address type='pci' domain= bus= slot= function=/></source>")
+
+// hostdevPCI returns the PCI address of a hostdev interface's source as
+// DDDD:BB:SS.F (the form /sys/bus/pci/devices uses). A missing domain is
+// 0, as libvirt reads it; bus, slot and function are required.
+func hostdevPCI(h *libvirtxml.DomainInterfaceSourceHostdev) (string, error) {
+	if h.PCI == nil || h.PCI.Address == nil {
+		if h.USB != nil {
+			return "", errors.New("a USB device is not an SR-IOV VF: want <address type='pci' .../>")
+		}
+		return "", errNoHostdevSource
+	}
+	a := h.PCI.Address
+	for _, f := range []struct {
+		name string
+		v    *uint
+		max  uint
+	}{{"domain", a.Domain, 0xffff}, {"bus", a.Bus, 0xff}, {"slot", a.Slot, 0x1f}, {"function", a.Function, 7}} {
+		if f.v == nil {
+			if f.name == "domain" {
+				continue
+			}
+			return "", fmt.Errorf("PCI address without %s", f.name)
+		}
+		if *f.v > f.max {
+			return "", fmt.Errorf("PCI %s %#x out of range 0-%#x", f.name, *f.v, f.max)
+		}
+	}
+	return pciAddress(a.Domain, a.Bus, a.Slot, a.Function), nil
 }

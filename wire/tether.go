@@ -12,8 +12,10 @@ import (
 // DESIGN.md "Wire decisions": LLDP to the nearest customer bridge carries
 // tether's capability TLV and an inventory digest, and a signature TLV comes
 // last before End; per-vNIC VDP carries one org-defined TLV with the
-// signature; the switch answers ASSOCIATE with a signed profile TLV. All of
-// them live under one Company ID (DefaultCID unless configured otherwise)
+// signature; the switch answers ASSOCIATE with a signed profile TLV; a
+// signed VDP frame of an S-channel also carries a channel binding TLV with
+// the channel's S-VID in its signed region. All of them live under one
+// Company ID (DefaultCID unless configured otherwise)
 // and are told apart by the subtype octet that follows the CID
 // (IEEE 802.1AB-2016 8.6, 802.1Qbg-2012 41.2.9).
 //
@@ -33,6 +35,8 @@ const (
 	TetherSubtypeProfile uint8 = 3
 	// TetherSubtypeSignature identifies TetherSignature.
 	TetherSubtypeSignature uint8 = 4
+	// TetherSubtypeChannelBinding identifies TetherChannelBinding.
+	TetherSubtypeChannelBinding uint8 = 5
 )
 
 // TetherProtocolVersion is the protocol version this package speaks,
@@ -51,6 +55,9 @@ const (
 	// SignatureInfoLen is the size of TetherSignature's information string:
 	// key ID (8), counter (8) and Ed25519 signature (64).
 	SignatureInfoLen = 80
+	// TetherChannelBindingLen is the size of TetherChannelBinding's
+	// information string.
+	TetherChannelBindingLen = 2
 )
 
 // newTetherTLV returns an empty tether TLV of subtype sub, or nil when the
@@ -69,6 +76,8 @@ func newTetherTLV(sub uint8) OrgTLV {
 		return new(TetherProfile)
 	case TetherSubtypeSignature:
 		return new(TetherSignature)
+	case TetherSubtypeChannelBinding:
+		return new(TetherChannelBinding)
 	}
 	return nil
 }
@@ -575,4 +584,79 @@ func (t *TetherSignature) MarshalBinary() ([]byte, error) { return tetherMarshal
 // UnmarshalBinary decodes a complete TLV under DefaultCID.
 func (t *TetherSignature) UnmarshalBinary(b []byte) error {
 	return tetherUnmarshal(b, t, TetherSubtypeSignature)
+}
+
+// TetherChannelBinding binds a signed VDP frame to the S-channel it is sent
+// on. An S-channel's frames travel in an 802.1ad S-Tag that the receiving
+// kernel strips before any socket reads them, and the signature does not
+// cover tags (see sign.go), so without it a frame signed for one S-channel
+// would verify on another. The binding goes before the signature, inside
+// the signed region; the receiver refuses a signed frame whose binding is
+// missing or names another S-channel (l2/vdp's BindingSigner and
+// BindingVerifier). Frames of the default S-channel (no S-Tag) carry none.
+//
+// Information string, exactly 2 bytes:
+//
+//	0-1    4 reserved bits (zero) and 12-bit S-VID of the S-channel
+//	       (1-4094; 0 and 4095 are invalid)
+type TetherChannelBinding struct {
+	// SVID is the S-VLAN ID of the S-channel, 1-4094.
+	SVID uint16
+}
+
+var _ OrgTLV = (*TetherChannelBinding)(nil)
+
+func (t *TetherChannelBinding) tlvName() string { return bindingTLVName }
+func (t *TetherChannelBinding) orgID(cid OUI) (OUI, uint8) {
+	return cid, TetherSubtypeChannelBinding
+}
+func (t *TetherChannelBinding) appendTLV(b []byte, cid OUI) ([]byte, error) {
+	return appendOrgTLV(b, t, cid)
+}
+
+// bindingTLVName is TetherChannelBinding's name in errors.
+const bindingTLVName = "tether Channel Binding"
+
+// checkSVID reports an S-VID that names no S-channel.
+func (t *TetherChannelBinding) checkSVID(svid uint16, off int) error {
+	if svid == 0 || svid > tetherMaxVID {
+		return newError(t.tlvName(), off, ErrInvalid, "S-VID %d out of range 1-%d", svid, tetherMaxVID)
+	}
+	return nil
+}
+
+func (t *TetherChannelBinding) appendInfo(b []byte) ([]byte, error) {
+	if err := t.checkSVID(t.SVID, len(b)); err != nil {
+		return b, err
+	}
+	return binary.BigEndian.AppendUint16(b, t.SVID), nil
+}
+
+func (t *TetherChannelBinding) decodeInfo(b []byte, off int) error {
+	if err := tetherCheckLen(t.tlvName(), b, off, TetherChannelBindingLen); err != nil {
+		return err
+	}
+	v := binary.BigEndian.Uint16(b)
+	if v>>12 != 0 {
+		return newError(t.tlvName(), off, ErrInvalid, "reserved bits %#x above the S-VID are set", v>>12)
+	}
+	if err := t.checkSVID(v, off); err != nil {
+		return err
+	}
+	t.SVID = v
+	return nil
+}
+
+// AppendBinary appends the complete TLV under DefaultCID to b; it does not
+// allocate when b has room.
+func (t *TetherChannelBinding) AppendBinary(b []byte) ([]byte, error) {
+	return appendOrgTLV(b, t, DefaultCID)
+}
+
+// MarshalBinary encodes the complete TLV under DefaultCID.
+func (t *TetherChannelBinding) MarshalBinary() ([]byte, error) { return tetherMarshal(t) }
+
+// UnmarshalBinary decodes a complete TLV under DefaultCID.
+func (t *TetherChannelBinding) UnmarshalBinary(b []byte) error {
+	return tetherUnmarshal(b, t, TetherSubtypeChannelBinding)
 }

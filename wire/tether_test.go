@@ -117,6 +117,15 @@ var (
 		Counter: 0x0102030405060708,
 		Sig:     [64]byte(tetherSeq(0xa0, 64)),
 	}
+
+	// tetherBindTLV: bound to S-channel S-VID 5.
+	tetherBindTLV = []byte{
+		0xfe, 0x06, // type 127, length 6
+		0x7a, 0x7e, 0x71, // CID
+		0x05,       // subtype: channel binding
+		0x00, 0x05, // reserved 0, S-VID 5
+	}
+	tetherBind = &TetherChannelBinding{SVID: 5}
 )
 
 // tetherBinaryTLV is what every tether TLV type implements besides OrgTLV.
@@ -146,6 +155,9 @@ func TestTetherTLVRoundTrip(t *testing.T) {
 		{"profile VID 4094 priority 7", tetherTLV(3, []byte{0x0f, 0xfe, 1, 0xff, 0xff, 0xff, 0xff, 7, 0, 0, 1, 'p'}),
 			&TetherProfile{VID: 4094, Mode: TetherSTagSwitch, RateKbps: 0xffffffff, Priority: 7, Name: "p"}},
 		{"signature", tetherSigTLV, tetherSig},
+		{"channel binding", tetherBindTLV, tetherBind},
+		{"channel binding S-VID 1", tetherTLV(5, []byte{0x00, 0x01}), &TetherChannelBinding{SVID: 1}},
+		{"channel binding S-VID 4094", tetherTLV(5, []byte{0x0f, 0xfe}), &TetherChannelBinding{SVID: 4094}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -234,6 +246,24 @@ func TestTetherTLVDecodeErrors(t *testing.T) {
 			"tether Signature at offset 6: inconsistent length: information string is 81 bytes, want 80"},
 		{"signature empty", tetherTLV(4, nil), new(TetherSignature), ErrLength,
 			"tether Signature at offset 6: inconsistent length: information string is 0 bytes, want 80"},
+		{"channel binding short", tetherTLV(5, []byte{0x05}), new(TetherChannelBinding), ErrLength,
+			"tether Channel Binding at offset 6: inconsistent length: information string is 1 bytes, want 2"},
+		{"channel binding long", tetherTLV(5, []byte{0x00, 0x05, 0x00}), new(TetherChannelBinding), ErrLength,
+			"tether Channel Binding at offset 6: inconsistent length: information string is 3 bytes, want 2"},
+		{"channel binding empty", tetherTLV(5, nil), new(TetherChannelBinding), ErrLength,
+			"tether Channel Binding at offset 6: inconsistent length: information string is 0 bytes, want 2"},
+		{"channel binding reserved bits", tetherTLV(5, []byte{0x80, 0x05}), new(TetherChannelBinding), ErrInvalid,
+			"tether Channel Binding at offset 6: invalid value: reserved bits 0x8 above the S-VID are set"},
+		{"channel binding S-VID 0", tetherTLV(5, []byte{0x00, 0x00}), new(TetherChannelBinding), ErrInvalid,
+			"tether Channel Binding at offset 6: invalid value: S-VID 0 out of range 1-4094"},
+		{"channel binding S-VID 4095", tetherTLV(5, []byte{0x0f, 0xff}), new(TetherChannelBinding), ErrInvalid,
+			"tether Channel Binding at offset 6: invalid value: S-VID 4095 out of range 1-4094"},
+		{"channel binding other subtype", tetherSigTLV, new(TetherChannelBinding), ErrUnknownSubtype,
+			"tether Channel Binding at offset 5: unknown subtype: subtype 4, want 5"},
+		{"channel binding truncated", tetherBindTLV[:5], new(TetherChannelBinding), ErrTruncated,
+			"tether Channel Binding at offset 0: truncated: need 6 bytes, have 5"},
+		{"channel binding length disagrees", tetherBindTLV[:7], new(TetherChannelBinding), ErrLength,
+			"tether Channel Binding at offset 0: inconsistent length: TLV length 6, but 5 bytes follow the header"},
 		// Framing errors of UnmarshalBinary.
 		{"truncated header", []byte{0xfe, 0x54, 0x7a}, new(TetherSignature), ErrTruncated,
 			"tether Signature at offset 0: truncated: need 6 bytes, have 3"},
@@ -301,6 +331,12 @@ func TestTetherTLVEncodeErrors(t *testing.T) {
 			"tether Profile at offset 18: invalid value: profile name is empty"},
 		{"profile name too long", &TetherProfile{Mode: 1, Name: long}, ErrOversize,
 			"tether Profile at offset 17: oversize: profile name is 65 bytes, at most 64 allowed"},
+		{"channel binding S-VID 0", &TetherChannelBinding{}, ErrInvalid,
+			"tether Channel Binding at offset 7: invalid value: S-VID 0 out of range 1-4094"},
+		{"channel binding S-VID 4095", &TetherChannelBinding{SVID: 4095}, ErrInvalid,
+			"tether Channel Binding at offset 7: invalid value: S-VID 4095 out of range 1-4094"},
+		{"channel binding S-VID above 12 bits", &TetherChannelBinding{SVID: 0x1005}, ErrInvalid,
+			"tether Channel Binding at offset 7: invalid value: S-VID 4101 out of range 1-4094"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -389,7 +425,7 @@ func TestTetherTLVDispatch(t *testing.T) {
 
 func TestTetherTLVAppendAllocs(t *testing.T) {
 	buf := make([]byte, 0, 1024)
-	for _, tlv := range []tetherBinaryTLV{tetherCap, tetherInv, tetherProf, tetherSig} {
+	for _, tlv := range []tetherBinaryTLV{tetherCap, tetherInv, tetherProf, tetherSig, tetherBind} {
 		n := testing.AllocsPerRun(100, func() {
 			if _, err := tlv.AppendBinary(buf[:0]); err != nil {
 				t.Fatal(err)

@@ -55,7 +55,39 @@ type Config struct {
 	DCBX DCBX `yaml:"dcbx"`
 	// VDP holds the VSI manager and type sent with every VSI.
 	VDP VDP `yaml:"vdp"`
+	// Migration says how a VM arriving by live migration is associated:
+	// MigrationPreAssociate (the default) or MigrationPostMove.
+	Migration Migration `yaml:"migration"`
+	// Datapath configures the vNIC datapath and the soft switch
+	// (datapath.go); the default leaves both alone.
+	Datapath Datapath `yaml:"datapath"`
 }
+
+// Migration configures the destination side of a live migration.
+type Migration struct {
+	// Mode is MigrationPreAssociate: the migrate hook records the incoming
+	// vNICs and PRE-ASSOCIATEs them before the VM runs, and the started
+	// hook returns only once the switch has answered the ASSOCIATE (or
+	// StartedWait passed); or MigrationPostMove: the older behaviour, no
+	// pre-association, the ASSOCIATE goes when the VM runs and the
+	// started hook does not wait for it.
+	Mode string `yaml:"mode"`
+	// StartedWait bounds how long the started hook waits for the switch's
+	// answer; it must stay below tether-hook's delivery budget (2 s).
+	StartedWait Duration `yaml:"started_wait"`
+}
+
+// The values of migration.mode.
+const (
+	// MigrationPreAssociate pre-associates incoming vNICs (no loss window).
+	MigrationPreAssociate = "pre-associate"
+	// MigrationPostMove associates on first sight after the move.
+	MigrationPostMove = "post-move"
+)
+
+// MaxStartedWait is the largest migration.started_wait: tether-hook gives
+// a delivery 2 s in all, and the answer must still get back.
+const MaxStartedWait = 1900 * time.Millisecond
 
 // Uplink is one entry of uplinks.
 type Uplink struct {
@@ -211,6 +243,8 @@ func Default() Config {
 		CID:           DefaultCID,
 		EVB:           EVB{R: 3, RTE: 14, RWD: 20, RKA: 20},
 		VDP:           VDP{ManagerID: "tether"},
+		Migration:     Migration{Mode: MigrationPreAssociate, StartedWait: Duration(1500 * time.Millisecond)},
+		Datapath:      defaultDatapath(),
 	}
 }
 
@@ -245,6 +279,9 @@ func Parse(r io.Reader) (Config, error) {
 	}
 	if len(c.Uplinks) == 0 {
 		c.Uplinks = nil
+	}
+	if len(c.Datapath.VNICs) == 0 {
+		c.Datapath.VNICs = nil
 	}
 	if err := c.Validate(); err != nil {
 		return Config{}, err
@@ -292,6 +329,15 @@ func (c *Config) Validate() error {
 	errs = append(errs, c.EVB.validate()...)
 	errs = append(errs, c.DCBX.validate()...)
 	errs = append(errs, c.VDP.validate()...)
+	switch c.Migration.Mode {
+	case MigrationPreAssociate, MigrationPostMove:
+	default:
+		errs = append(errs, fmt.Errorf("migration.mode: %q is not one of %s, %s", c.Migration.Mode, MigrationPreAssociate, MigrationPostMove))
+	}
+	if w := time.Duration(c.Migration.StartedWait); w < 0 || w > MaxStartedWait {
+		errs = append(errs, fmt.Errorf("migration.started_wait: %v is out of range 0-%v (tether-hook's delivery budget is 2s)", w, MaxStartedWait))
+	}
+	errs = append(errs, c.Datapath.validate(c.Uplinks)...)
 	return errors.Join(errs...)
 }
 

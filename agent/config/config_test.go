@@ -45,6 +45,10 @@ func TestParseMalformed(t *testing.T) {
 		{"a: b\n---\nc: d\n", `line 1: unknown key "a"`},
 		{"socket: /s\n---\nsocket: /t\n", "more than one YAML document"},
 		{"\tbad", "syntax error: found character that cannot start any token"},
+		{"migration: {mode: later}\n", `migration.mode: "later" is not one of pre-associate, post-move`},
+		{"migration: {started_wait: 3s}\n", "migration.started_wait: 3s is out of range 0-1.9s (tether-hook's delivery budget is 2s)"},
+		{"migration: {started_wait: -1s}\n", "migration.started_wait: -1s is out of range 0-1.9s (tether-hook's delivery budget is 2s)"},
+		{"migration: post-move\n", "line 1: cannot unmarshal !!str `post-move` into config.Migration"},
 	}
 	for _, tc := range cases {
 		_, err := Parse(strings.NewReader(tc.in))

@@ -21,6 +21,7 @@ import (
 	"github.com/tether-net/tether/agent/apiserver"
 	"github.com/tether-net/tether/agent/config"
 	"github.com/tether-net/tether/agent/inventory"
+	"github.com/tether-net/tether/agent/uplink"
 	"github.com/tether-net/tether/api"
 	"github.com/tether-net/tether/libvirthooks"
 )
@@ -64,6 +65,7 @@ type Daemon struct {
 	ln      net.Listener
 	sources []Source
 	hooks   HookHandler
+	migr    *uplink.Migrations // the destination side of live migrations (migrate.go)
 	started time.Time
 
 	hooksOn                       atomic.Bool
@@ -107,6 +109,10 @@ func New(ctx context.Context, opts Options) (*Daemon, error) {
 			return nil, fmt.Errorf("tetherd: %w", err)
 		}
 	}
+	if d.migr, err = newMigrations(cfg, st, d.sources, log); err != nil {
+		st.Close()
+		return nil, fmt.Errorf("tetherd: %w", err)
+	}
 	d.ln, err = api.Listen(cfg.Socket, cfg.SocketGroup)
 	if err != nil {
 		st.Close()
@@ -117,6 +123,11 @@ func New(ctx context.Context, opts Options) (*Daemon, error) {
 			d.log.Warn("socket_group does not exist: only root can use the local API (create the group, or set socket_group)",
 				"socket", cfg.Socket, "socket_group", cfg.SocketGroup)
 		}
+	}
+	if err := d.addDatapath(ctx, log); err != nil {
+		d.ln.Close()
+		st.Close()
+		return nil, fmt.Errorf("tetherd: %w", err)
 	}
 	return d, nil
 }
@@ -139,7 +150,7 @@ func (d *Daemon) ready() bool {
 // the request (tether-hook's delivery timeout), the hook spools the event
 // and the periodic drain picks it up.
 func (d *Daemon) Hook(ctx context.Context, ev api.HookEvent) error {
-	if d.hooks == nil {
+	if d.hooks == nil && d.migr == nil {
 		return errors.New("tetherd has no hook handler (libvirt source disabled)")
 	}
 	select {
@@ -152,7 +163,7 @@ func (d *Daemon) Hook(ctx context.Context, ev api.HookEvent) error {
 
 // applyHook hands one event to the handler and counts it.
 func (d *Daemon) applyHook(ctx context.Context, ev api.HookEvent) error {
-	err := d.hooks.Hook(ctx, ev)
+	err := d.dispatchHook(ctx, ev)
 	if err != nil {
 		d.hookErrs.Add(1)
 		msg := err.Error()

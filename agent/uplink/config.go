@@ -36,6 +36,7 @@ func ConfigFrom(c *config.Config, ifname string, store *inventory.Store, id *Ide
 		PFC:         pfcOf(c.DCBX.PFC),
 		TypeID:      uint32(c.VDP.TypeID),
 		TypeVersion: uint8(c.VDP.TypeVersion),
+		PostMove:    c.Migration.Mode == config.MigrationPostMove,
 		Logger:      log,
 	}
 	// Validated: 1 to 16 bytes without NUL.

@@ -58,6 +58,19 @@
 // pending and is associated again; the switch treats a repeat of the same
 // association as a keep-alive.
 //
+// # Live migration
+//
+// Migrations takes libvirt's qemu hooks on the destination of a live
+// migration (see its documentation for the hook order relied on): the
+// migrate hook records the incoming VM, paused, and its vNICs from the XML
+// at once, so the loop PRE-ASSOCIATEs them before the VM runs; the started
+// hook marks the VM running (the loop ASSOCIATEs it) and returns only when
+// the switch has granted the ASSOCIATE (WaitAssociated, at most
+// migration.started_wait), so libvirt resumes the guest with its rule
+// live. With migration.mode post-move (Config.PostMove) nothing is
+// pre-associated and the started hook does not wait: the older behaviour,
+// kept to measure against (tests/lab: make demo).
+//
 // # Signing policy
 //
 // VDP is signed when the switch advertises tether's capability and plain

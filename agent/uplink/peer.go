@@ -64,7 +64,7 @@ func (s *session) build() (wire.LLDPDU, error) {
 		PortID:     wire.PortID{Subtype: lldp.PortIDSubtypeInterfaceName, ID: []byte(cfg.Interface)},
 		SystemName: cfg.SystemName,
 		EVB:        &evbTLV,
-		CDCP:       &s.cdcp,
+		CDCP:       s.cdcpTLV(),
 		ETS:        cfg.ETS,
 		PFC:        cfg.PFC,
 		Tether: &wire.TetherCapability{
@@ -138,7 +138,7 @@ func (s *session) updatePeer() *peer {
 		}
 	}
 	if p.cdcp != nil {
-		if _, err := evb.StationResult(s.cdcp, p.cdcp); err != nil {
+		if _, err := evb.StationResult(*s.cdcpTLV(), p.cdcp); err != nil {
 			s.u.log.Warn("switch's CDCP answer refused", "err", err)
 		}
 	}

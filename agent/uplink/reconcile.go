@@ -24,7 +24,7 @@ type session struct {
 	ifi    rawsock.Interface
 	agent  *lldpagent.Agent
 	st     *vdp.Station
-	cdcp   wire.CDCP
+	sch    schannels // the S-channels' stations and the CDCP request (schannel.go)
 	timing vdp.Timing
 
 	dirty    chan struct{}
@@ -221,12 +221,8 @@ func (s *session) pass(ctx context.Context) (time.Time, error) {
 			g.live = append(g.live, v)
 		}
 	}
-	held := map[inventory.UUID]vdp.VSIInfo{}
-	for _, info := range s.st.VSIs() {
-		if info.Key.Format == wire.VSIIDUUID {
-			held[inventory.UUID(info.Key.ID)] = info
-		}
-	}
+	s.planChannels(ctx, groups, p)
+	held := s.heldVSIs()
 
 	var (
 		writes []vifOps
@@ -344,6 +340,9 @@ func (s *session) reconcileVM(id inventory.UUID, g *vmGroup, held map[inventory.
 		// migration, not running yet.
 		mode = wire.VSIPreAssociate
 	}
+	if mode == wire.VSIPreAssociate && s.u.cfg.PostMove {
+		want = nil // post-move: nothing until the VM runs (migrate.go)
+	}
 	inSync := isHeld && len(want) > 0 && info.State == stateFor(mode) && grantMatches(info.VSI.Filters, want) && !s.resync
 
 	var wake time.Time
@@ -397,7 +396,7 @@ func (s *session) submit(id inventory.UUID, mode wire.VSIMode, v wire.VSI, now t
 	if mode == wire.VSIDeAssociate {
 		r.filters = nil
 	}
-	err := s.st.Submit(vdp.Request{Mode: mode, Manager: s.u.cfg.Manager, VSI: v}, func(res vdp.Result) { s.deliver(id, res) })
+	err := s.submitTo(id, vdp.Request{Mode: mode, Manager: s.u.cfg.Manager, VSI: v}, func(res vdp.Result) { s.deliver(id, res) })
 	if err == nil {
 		return true
 	}
@@ -429,8 +428,9 @@ func (s *session) targetFor(v *inventory.VIF, isHeld bool, info *vdp.VSIInfo, r 
 		if f, ok := grantFor(info.VSI.Filters, v); ok {
 			switch info.State {
 			case vdp.StateAssociated:
-				return s.judgeGrant(info, f, p)
+				return s.judgeWithDatapath(v, info, f, p)
 			case vdp.StatePreAssociated, vdp.StatePreAssociatedRR:
+				s.prepareDatapath(v, info, f, p)
 				return inventory.StatePreAssociated, fmt.Sprintf("VDP PRE-ASSOCIATE accepted by %s: VID %d (VM not running yet: migration in)",
 					switchName(info), f.VID)
 			}

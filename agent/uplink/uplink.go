@@ -84,12 +84,20 @@ type Config struct {
 	TypeVersion uint8
 	// SystemName is the LLDP System Name (default: the host name).
 	SystemName string
+	// PostMove turns pre-association off (config migration.mode
+	// post-move): a paused VM that is not associated yet gets no request
+	// until it runs, the older behaviour kept for comparison.
+	PostMove bool
 	// RetryMin and RetryMax bound the per-VM backoff (defaults
 	// DefaultRetryMin, DefaultRetryMax).
 	RetryMin, RetryMax time.Duration
 	// Listen opens the raw sockets (default rawsock.Listen with its
 	// default options).
 	Listen ListenFunc
+	// ListenSChannel opens the ECP socket of S-channel svid: it reads the
+	// frames in that S-Tag only (default rawsock.Listen with
+	// Options.SChannel). See schannel.go.
+	ListenSChannel func(ifname string, svid uint16) (rawsock.Conn, error)
 	// Logger receives the logs (default slog.Default()); they carry
 	// component=agent/uplink and uplink=Interface.
 	Logger *slog.Logger
@@ -105,6 +113,7 @@ type Uplink struct {
 	outcomes atomic.Uint64
 	lastErr  atomic.Pointer[string]
 	cur      atomic.Pointer[session]
+	dp       Datapath // SetDatapath, before Run (datapath.go)
 }
 
 // New checks cfg and returns an Uplink; Run starts it.
@@ -140,7 +149,15 @@ func New(cfg Config) (*Uplink, error) {
 	}
 	if cfg.Listen == nil {
 		cfg.Listen = func(ifname string, et uint16) (rawsock.Conn, error) {
-			return rawsock.Listen(ifname, et, rawsock.Options{})
+			// ECP: the default S-channel's frames only. The kernel hands
+			// frames of other S-channels (in an 802.1ad S-Tag) to an
+			// EtherType-bound socket too, with the tag removed.
+			return rawsock.Listen(ifname, et, rawsock.Options{Untagged: et == wire.EtherTypeECP})
+		}
+	}
+	if cfg.ListenSChannel == nil {
+		cfg.ListenSChannel = func(ifname string, svid uint16) (rawsock.Conn, error) {
+			return rawsock.Listen(ifname, wire.EtherTypeECP, rawsock.Options{SChannel: svid})
 		}
 	}
 	log := cfg.Logger
@@ -274,7 +291,7 @@ func (u *Uplink) session(ctx context.Context) error {
 
 	s := &session{u: u, ifi: lconn.Interface(), dirty: make(chan struct{}, 1), recs: map[inventory.UUID]*vsiRec{}}
 	s.peer.Store(&peer{why: s.noSwitch()})
-	if s.cdcp, err = evb.StationRequest(evb.CDCPStationConfig{ChnCap: 1}); err != nil {
+	if s.sch.cdcp, err = evb.StationRequest(evb.CDCPStationConfig{ChnCap: 1}); err != nil {
 		return fmt.Errorf("uplink %s: CDCP: %w", ifname, err)
 	}
 	o, _, _ := evb.Station(u.cfg.EVB, nil)
@@ -283,7 +300,7 @@ func (u *Uplink) session(ctx context.Context) error {
 		Build:     s.build,
 		Dest:      wire.NearestCustomerBridge,
 		Sign:      lldpagent.SignWith(u.cfg.Signer, ifname),
-		Check:     s.checkLLDP(lldpagent.VerifyWith(u.cfg.Verifier, ifname, false)),
+		Check:     s.checkLLDP(s.noDowngrade(lldpagent.VerifyWith(u.cfg.Verifier, ifname, false))),
 		OnEvent:   func(lldpagent.Event) { s.markDirty() },
 		Logger:    u.cfg.Logger,
 		TetherCID: u.cfg.CID,
@@ -298,8 +315,9 @@ func (u *Uplink) session(ctx context.Context) error {
 		Timing:   &s.timing,
 		CID:      u.cfg.CID,
 		Security: vdp.Security{
-			Sign:          vdp.IdentitySigner(u.cfg.Signer, ch),
-			Verify:        vdp.IdentityVerifier(u.cfg.Verifier, ch),
+			Sign: vdp.IdentitySigner(u.cfg.Signer, ch),
+			// S-VID 0: a frame bound to an S-channel is refused here.
+			Verify:        vdp.BindingVerifier(vdp.IdentityVerifier(u.cfg.Verifier, ch), u.cfg.CID, 0),
 			PeerCapable:   s.peerCapable,
 			RequireSigned: u.cfg.RequireSigned,
 		},
@@ -344,6 +362,7 @@ func (u *Uplink) session(ctx context.Context) error {
 	run("VDP station", s.st.Run)
 	run("reconcile loop", s.loop)
 	wg.Wait()
+	s.stopStations()
 	u.log.Info("uplink stopped")
 	return first
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/tether-net/tether/agent/uplink/uplinktest"
 	"github.com/tether-net/tether/identity"
 	"github.com/tether-net/tether/l2/evb"
+	"github.com/tether-net/tether/l2/rawsock"
 	"github.com/tether-net/tether/l2/vdp"
 	"github.com/tether-net/tether/wire"
 )
@@ -56,6 +57,9 @@ type rig struct {
 	id     *uplink.Identity
 	swKey  *identity.PrivateKey
 	nextVM uint64
+	// listen, when set, opens the uplink's sockets instead of
+	// host.Listen.
+	listen func(ifname string, etherType uint16) (rawsock.Conn, error)
 }
 
 func newRig(t testing.TB) *rig {
@@ -112,11 +116,15 @@ type running struct {
 
 func (r *rig) startUplink(requireSigned bool) *running {
 	r.t.Helper()
+	listen := r.host.Listen
+	if r.listen != nil {
+		listen = r.listen
+	}
 	u, err := uplink.New(uplink.Config{
 		Interface: "eth0", Store: r.store, Signer: r.id.Signer, Verifier: r.id.Verifier,
 		RequireSigned: requireSigned, EVB: testEVB, SystemName: "hv1",
 		RetryMin: 100 * time.Millisecond, RetryMax: time.Second,
-		Listen: r.host.Listen, Logger: logger(r.t),
+		Listen: listen, Logger: logger(r.t),
 	})
 	if err != nil {
 		r.t.Fatal(err)

@@ -83,7 +83,11 @@
 // the key (source MAC, 0), VID 0 being written into the key's second field
 // by an immediate. Pair{VID: 0} therefore means untagged, and also covers
 // priority-tagged frames (802.1Q tag with VID 0), as IEEE 802.1Q treats
-// them. Frames with another tag than the configured TPID never match. `nft
+// them. With TPID 0x8100 a pair may also name an S-channel (Pair.SVID):
+// frames in an 802.1ad S-Tag (0x88a8) look up (source MAC, S-VID, VID),
+// the VID being the one of a C-Tag inside the S-Tag or 0 without one; a
+// pair without SVID never matches a frame in an S-Tag, nor one with SVID a
+// frame without. Frames with another tag than the configured TPID never match. `nft
 // list ruleset` prints the untagged rule's constant as "0x0 [invalid
 // type]": cosmetic, the kernel's rule is exact.
 //

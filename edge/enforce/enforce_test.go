@@ -20,6 +20,8 @@ func TestPairKey(t *testing.T) {
 	want := []byte{
 		0x02, 0x11, 0x22, 0x33, 0x44, 0x55, // source MAC
 		0x00, 0x00, // padding to the 32-bit register
+		0x00, 0x00, // S-VID 0: no S-Tag
+		0x00, 0x00, // padding
 		0x00, 0x64, // VID 100, network byte order
 		0x00, 0x00, // padding
 	}
@@ -30,11 +32,25 @@ func TestPairKey(t *testing.T) {
 	if err != nil || back != p {
 		t.Fatalf("pairFromKey = %v, %v; want %v", back, err, p)
 	}
-	if _, err := pairFromKey(want[:11]); err == nil {
-		t.Error("pairFromKey accepted 11 bytes")
+	if _, err := pairFromKey(want[:15]); err == nil {
+		t.Error("pairFromKey accepted 15 bytes")
 	}
 	if got := p.String(); got != "02:11:22:33:44:55/100" {
 		t.Errorf("String = %q", got)
+	}
+	sp := Pair{MAC: p.MAC, SVID: 5, VID: 100}
+	wantS := []byte{0x02, 0x11, 0x22, 0x33, 0x44, 0x55, 0, 0, 0x00, 0x05, 0, 0, 0x00, 0x64, 0, 0}
+	if got := sp.key(); !bytes.Equal(got, wantS) {
+		t.Fatalf("key of %v = % x, want % x", sp, got, wantS)
+	}
+	if back, err := pairFromKey(wantS); err != nil || back != sp {
+		t.Fatalf("pairFromKey = %v, %v; want %v", back, err, sp)
+	}
+	if got := sp.String(); got != "02:11:22:33:44:55/svid=5/100" {
+		t.Errorf("String = %q", got)
+	}
+	if err := (Pair{MAC: p.MAC, SVID: 4095}).Validate(); !errors.Is(err, ErrInvalidPair) || err.Error() != "enforce: invalid (MAC, VID) pair: S-VID 4095 above 4094" {
+		t.Errorf("Validate of S-VID 4095: %v", err)
 	}
 	if got := (Pair{MAC: p.MAC}).String(); got != "02:11:22:33:44:55/untagged" {
 		t.Errorf("String = %q", got)

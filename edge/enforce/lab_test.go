@@ -85,14 +85,15 @@ func (l *lab) enforcer(t testing.TB, opts Options) *Enforcer {
 }
 
 // frame builds an Ethernet frame carrying testMagic and id. A non-nil tag
-// adds one VLAN tag: tag[0] is the TPID, tag[1] the VID.
+// adds VLAN tags, outer first: tag[0] is the TPID, tag[1] the VID, tag[2]
+// and tag[3] those of a second tag.
 func frame(dst, src net.HardwareAddr, tag []uint16, etherType uint16, id uint64) []byte {
 	b := make([]byte, 0, 64)
 	b = append(b, dst...)
 	b = append(b, src...)
-	if tag != nil {
-		b = binary.BigEndian.AppendUint16(b, tag[0])
-		b = binary.BigEndian.AppendUint16(b, tag[1]&0x0fff)
+	for i := 0; i+1 < len(tag); i += 2 { // one tag per (TPID, VID)
+		b = binary.BigEndian.AppendUint16(b, tag[i])
+		b = binary.BigEndian.AppendUint16(b, tag[i+1]&0x0fff)
 	}
 	b = binary.BigEndian.AppendUint16(b, etherType)
 	b = append(b, testMagic...)

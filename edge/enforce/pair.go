@@ -12,9 +12,10 @@ import (
 const MaxVID = 4094
 
 // keyLen is the length of a Pair's key in the per-port sets: the source MAC
-// padded to two 32-bit registers, then the VID padded to one (nftables pads
-// every field of a concatenation to a multiple of 4 bytes).
-const keyLen = 12
+// padded to two 32-bit registers, then the S-VID and the VID, each padded
+// to one (nftables pads every field of a concatenation to a multiple of 4
+// bytes).
+const keyLen = 16
 
 // maxPortLen is the longest interface name Linux accepts (IFNAMSIZ - 1).
 const maxPortLen = 15
@@ -43,8 +44,15 @@ var (
 type Pair struct {
 	// MAC is the source MAC address.
 	MAC [6]byte
-	// VID is the 802.1Q VLAN ID of the frame's outer tag, 0 for untagged.
+	// VID is the 802.1Q VLAN ID of the frame's outer tag, 0 for untagged;
+	// with SVID set, of the tag inside the S-Tag, 0 for none.
 	VID uint16
+	// SVID is the S-VID of the 802.1ad S-Tag (TPID 0x88a8) a frame of an
+	// S-channel arrives in (IEEE 802.1Qbg-2012 clause 42: in switch mode
+	// the S-Tag identifies the vNIC), 0 for frames without one. It is used
+	// only by an Enforcer whose TPID is 0x8100 (with TPID 0x88a8 the
+	// S-Tag's VID is the pair's VID).
+	SVID uint16
 }
 
 // NewPair checks mac and vid and returns them as a Pair. It fails with
@@ -71,25 +79,33 @@ func (p Pair) Validate() error {
 	if p.VID > MaxVID {
 		return fmt.Errorf("%w: VID %d above %d", ErrInvalidPair, p.VID, MaxVID)
 	}
+	if p.SVID > MaxVID {
+		return fmt.Errorf("%w: S-VID %d above %d", ErrInvalidPair, p.SVID, MaxVID)
+	}
 	return nil
 }
 
-// String formats p as "aa:bb:cc:dd:ee:ff/100", or ".../untagged" for VID 0.
+// String formats p as "aa:bb:cc:dd:ee:ff/100", or ".../untagged" for VID 0;
+// a pair of an S-channel as "aa:bb:cc:dd:ee:ff/svid=5/100".
 func (p Pair) String() string {
 	mac := net.HardwareAddr(p.MAC[:]).String()
+	if p.SVID != 0 {
+		mac += fmt.Sprintf("/svid=%d", p.SVID)
+	}
 	if p.VID == 0 {
 		return mac + "/untagged"
 	}
 	return fmt.Sprintf("%s/%d", mac, p.VID)
 }
 
-// key encodes p as the kernel stores it in a set of type
-// ether_addr . vlan id: the MAC, two bytes of padding, the VID in network
-// byte order, two bytes of padding.
+// key encodes p as the kernel stores it in a pair set (pairSetType): the
+// MAC, two bytes of padding, the S-VID in network byte order, two bytes of
+// padding, the VID in network byte order, two bytes of padding.
 func (p Pair) key() []byte {
 	var k [keyLen]byte
 	copy(k[:6], p.MAC[:])
-	binary.BigEndian.PutUint16(k[8:10], p.VID)
+	binary.BigEndian.PutUint16(k[8:10], p.SVID)
+	binary.BigEndian.PutUint16(k[12:14], p.VID)
 	return k[:]
 }
 
@@ -101,7 +117,8 @@ func pairFromKey(k []byte) (Pair, error) {
 	}
 	var p Pair
 	copy(p.MAC[:], k[:6])
-	p.VID = binary.BigEndian.Uint16(k[8:10]) & 0x0fff
+	p.SVID = binary.BigEndian.Uint16(k[8:10]) & 0x0fff
+	p.VID = binary.BigEndian.Uint16(k[12:14]) & 0x0fff
 	return p, nil
 }
 

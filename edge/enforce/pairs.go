@@ -18,7 +18,16 @@ import (
 // copy of the pair, if any, stays until Activate, Revoke or Sync; the
 // pair counts as allowed meanwhile.
 func (e *Enforcer) Allow(ctx context.Context, port string, mac net.HardwareAddr, vid uint16) error {
-	return e.pairOp(ctx, "allow", port, mac, vid, func(c *nftables.Conn, el []nftables.SetElement) error {
+	p, err := NewPair(mac, vid)
+	if err != nil {
+		return err
+	}
+	return e.AllowPair(ctx, port, p)
+}
+
+// AllowPair is Allow of p, whose SVID may name an S-channel.
+func (e *Enforcer) AllowPair(ctx context.Context, port string, p Pair) error {
+	return e.pairOp(ctx, "allow", port, p, func(c *nftables.Conn, el []nftables.SetElement) error {
 		return c.SetAddElements(e.lay.allowSet(port), el)
 	})
 }
@@ -29,7 +38,16 @@ func (e *Enforcer) Allow(ctx context.Context, port string, mac net.HardwareAddr,
 // (PRE-ASSOCIATE with or without resource reservation). Pending on an
 // allowed pair leaves it allowed.
 func (e *Enforcer) Pending(ctx context.Context, port string, mac net.HardwareAddr, vid uint16) error {
-	return e.pairOp(ctx, "hold", port, mac, vid, func(c *nftables.Conn, el []nftables.SetElement) error {
+	p, err := NewPair(mac, vid)
+	if err != nil {
+		return err
+	}
+	return e.PendingPair(ctx, port, p)
+}
+
+// PendingPair is Pending of p, whose SVID may name an S-channel.
+func (e *Enforcer) PendingPair(ctx context.Context, port string, p Pair) error {
+	return e.pairOp(ctx, "hold", port, p, func(c *nftables.Conn, el []nftables.SetElement) error {
 		return c.SetAddElements(e.lay.heldSet(port), el)
 	})
 }
@@ -38,7 +56,16 @@ func (e *Enforcer) Pending(ctx context.Context, port string, mac net.HardwareAdd
 // in one kernel transaction: the move from held back to live is atomic and
 // costs one round trip. Activating a pair that is not pending allows it.
 func (e *Enforcer) Activate(ctx context.Context, port string, mac net.HardwareAddr, vid uint16) error {
-	return e.pairOp(ctx, "activate", port, mac, vid, func(c *nftables.Conn, el []nftables.SetElement) error {
+	p, err := NewPair(mac, vid)
+	if err != nil {
+		return err
+	}
+	return e.ActivatePair(ctx, port, p)
+}
+
+// ActivatePair is Activate of p, whose SVID may name an S-channel.
+func (e *Enforcer) ActivatePair(ctx context.Context, port string, p Pair) error {
+	return e.pairOp(ctx, "activate", port, p, func(c *nftables.Conn, el []nftables.SetElement) error {
 		if err := c.SetAddElements(e.lay.allowSet(port), el); err != nil {
 			return err
 		}
@@ -51,7 +78,16 @@ func (e *Enforcer) Activate(ctx context.Context, port string, mac net.HardwareAd
 // pair the port does not hold does nothing. This is what a DE-ASSOCIATE, a
 // keepalive timeout or a lost LLDP neighbour leads to.
 func (e *Enforcer) Revoke(ctx context.Context, port string, mac net.HardwareAddr, vid uint16) error {
-	return e.pairOp(ctx, "revoke", port, mac, vid, func(c *nftables.Conn, el []nftables.SetElement) error {
+	p, err := NewPair(mac, vid)
+	if err != nil {
+		return err
+	}
+	return e.RevokePair(ctx, port, p)
+}
+
+// RevokePair is Revoke of p, whose SVID may name an S-channel.
+func (e *Enforcer) RevokePair(ctx context.Context, port string, p Pair) error {
+	return e.pairOp(ctx, "revoke", port, p, func(c *nftables.Conn, el []nftables.SetElement) error {
 		if err := deleteIfPresent(c, e.lay.allowSet(port), el); err != nil {
 			return err
 		}
@@ -71,19 +107,18 @@ func deleteIfPresent(c *nftables.Conn, s *nftables.Set, el []nftables.SetElement
 }
 
 // pairOp validates its input and runs one transaction built by queue.
-func (e *Enforcer) pairOp(ctx context.Context, what, port string, mac net.HardwareAddr, vid uint16,
+func (e *Enforcer) pairOp(ctx context.Context, what, port string, p Pair,
 	queue func(*nftables.Conn, []nftables.SetElement) error) error {
 	if err := validPort(port); err != nil {
 		return err
 	}
-	p, err := NewPair(mac, vid)
-	if err != nil {
+	if err := p.Validate(); err != nil {
 		return err
 	}
 	el := []nftables.SetElement{{Key: p.key()}}
 	e.w.mu.Lock()
 	defer e.w.mu.Unlock()
-	err = e.w.do(ctx, fmt.Sprintf("%s %s on %s", what, p, port), func(c *nftables.Conn) error {
+	err := e.w.do(ctx, fmt.Sprintf("%s %s on %s", what, p, port), func(c *nftables.Conn) error {
 		if err := queue(c, el); err != nil {
 			return err
 		}

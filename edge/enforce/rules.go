@@ -43,6 +43,9 @@ const basePriority = -200
 const (
 	reg1      = unix.NFT_REG_1
 	regField2 = unix.NFT_REG32_02
+	// regField3 is the fourth 32-bit word (bytes 12 to 15): the VID of a
+	// pair key, whose second field is the S-VID.
+	regField3 = unix.NFT_REG32_03
 )
 
 // metaKeyBRIBroute is NFT_META_BRI_BROUTE (Linux 6.4 and later): setting it
@@ -75,6 +78,7 @@ const (
 	roleControl  = "control"
 	roleTagged   = "tagged"
 	roleUntagged = "untagged"
+	roleSTagged  = "s-channel"
 	roleDrop     = "drop"
 )
 
@@ -140,8 +144,8 @@ func controlElements() []nftables.SetElement {
 	return els
 }
 
-// pairSetType is the key type of the pair sets: a MAC, then a 16-bit
-// big-endian number holding the VID.
+// pairSetType is the key type of the pair sets: a MAC, then two 16-bit
+// big-endian numbers holding the S-VID (0 without an S-Tag) and the VID.
 //
 // nft itself would declare `typeof ether saddr . vlan id`, whose VID field
 // is an integer of no fixed size that only the typeof annotation (which
@@ -149,9 +153,9 @@ func controlElements() []nftables.SetElement {
 // `nft list ruleset` aborts (nft 1.0.6: concat_expr_msort_value assertion).
 // inet_service is the fixed-size 16-bit big-endian type nft prints as a
 // plain decimal number, so `nft list set bridge tether allow-eth1` shows
-// "02:00:00:00:00:01 . 100". Only the type's name is borrowed.
+// "02:00:00:00:00:01 . 0 . 100". Only the type's name is borrowed.
 func pairSetType() nftables.SetDatatype {
-	return nftables.MustConcatSetType(nftables.TypeEtherAddr, nftables.TypeInetService)
+	return nftables.MustConcatSetType(nftables.TypeEtherAddr, nftables.TypeInetService, nftables.TypeInetService)
 }
 
 func (l *layout) allowSet(port string) *nftables.Set {
@@ -205,15 +209,25 @@ func (l *layout) portRoles() []string {
 	if l.broute {
 		ctl = roleControl + " broute"
 	}
-	return []string{ctl, fmt.Sprintf("%s %#04x", roleTagged, l.tpid), roleUntagged, roleDrop}
+	roles := []string{ctl, fmt.Sprintf("%s %#04x", roleTagged, l.tpid), roleUntagged}
+	if l.tpid == etherTypeCTag {
+		roles = append(roles, roleSTagged+" tagged", roleSTagged+" untagged")
+	}
+	return append(roles, roleDrop)
 }
 
 // portRules builds the rules of a port's chain:
 //
 //	ether daddr . ether type @control counter name ctl-P [meta broute set 1] accept
-//	ether type 0x8100 ether saddr . vlan id @allow-P counter name acc-P accept
-//	ether type != {0x8100, 0x88a8, 0x9100} ether saddr . 0 @allow-P counter name acc-P accept
+//	ether type 0x8100 ether saddr . 0 . vlan id @allow-P counter name acc-P accept
+//	ether type != {0x8100, 0x88a8, 0x9100} ether saddr . 0 . 0 @allow-P counter name acc-P accept
+//	ether type 0x88a8 [@ll,128,16 0x8100] ether saddr . s-vid . c-vid @allow-P counter name acc-P accept
+//	ether type 0x88a8 [@ll,128,16 != tags] ether saddr . s-vid . 0 @allow-P counter name acc-P accept
 //	counter name drop-P drop
+//
+// The two S-channel rules (only with TPID 0x8100) take frames in an
+// 802.1ad S-Tag, whose S-VID is the pair's SVID: with a C-Tag inside, its
+// VID is the pair's VID, without one the pair's VID is 0.
 func (l *layout) portRules(port string) []*nftables.Rule {
 	chain := l.portChain(port)
 	roles := l.portRoles()
@@ -241,9 +255,10 @@ func (l *layout) portRules(port string) []*nftables.Rule {
 	tagged := []expr.Any{
 		ll(12, 2, reg1),
 		&expr.Cmp{Op: expr.CmpOpEq, Register: reg1, Data: be16(l.tpid)},
-		ll(6, 6, reg1),       // ether saddr
-		ll(14, 2, regField2), // TCI
-		&expr.Bitwise{SourceRegister: regField2, DestRegister: regField2, Len: 2, Mask: be16(0x0fff), Xor: be16(0)},
+		ll(6, 6, reg1), // ether saddr
+		&expr.Immediate{Register: regField2, Data: be16(0)},
+		ll(14, 2, regField3), // TCI
+		&expr.Bitwise{SourceRegister: regField3, DestRegister: regField3, Len: 2, Mask: be16(0x0fff), Xor: be16(0)},
 		&expr.Lookup{SourceRegister: reg1, SetName: allow},
 		objref(names[1]),
 		&expr.Verdict{Kind: expr.VerdictAccept},
@@ -256,6 +271,7 @@ func (l *layout) portRules(port string) []*nftables.Rule {
 	untagged = append(untagged,
 		ll(6, 6, reg1),
 		&expr.Immediate{Register: regField2, Data: be16(0)},
+		&expr.Immediate{Register: regField3, Data: be16(0)},
 		&expr.Lookup{SourceRegister: reg1, SetName: allow},
 		objref(names[1]),
 		&expr.Verdict{Kind: expr.VerdictAccept},
@@ -263,8 +279,48 @@ func (l *layout) portRules(port string) []*nftables.Rule {
 
 	drop := []expr.Any{objref(names[2]), &expr.Verdict{Kind: expr.VerdictDrop}}
 
+	all := [][]expr.Any{control, tagged, untagged}
+	if l.tpid == etherTypeCTag {
+		// S-channels: the S-Tag's VID (bytes 14-15) is the S-VID; the
+		// EtherType inside it (bytes 16-17) a C-Tag (its VID at 18-19) or
+		// anything but a tag.
+		sTag := func() []expr.Any {
+			return []expr.Any{
+				ll(12, 2, reg1),
+				&expr.Cmp{Op: expr.CmpOpEq, Register: reg1, Data: be16(etherTypeSTag)},
+			}
+		}
+		sTagged := append(sTag(),
+			ll(16, 2, reg1),
+			&expr.Cmp{Op: expr.CmpOpEq, Register: reg1, Data: be16(etherTypeCTag)},
+			ll(6, 6, reg1),
+			ll(14, 2, regField2),
+			&expr.Bitwise{SourceRegister: regField2, DestRegister: regField2, Len: 2, Mask: be16(0x0fff), Xor: be16(0)},
+			ll(18, 2, regField3),
+			&expr.Bitwise{SourceRegister: regField3, DestRegister: regField3, Len: 2, Mask: be16(0x0fff), Xor: be16(0)},
+			&expr.Lookup{SourceRegister: reg1, SetName: allow},
+			objref(names[1]),
+			&expr.Verdict{Kind: expr.VerdictAccept},
+		)
+		sUntagged := append(sTag(), ll(16, 2, reg1))
+		for _, et := range []uint16{etherTypeCTag, etherTypeSTag, etherTypeQinQv1} {
+			sUntagged = append(sUntagged, &expr.Cmp{Op: expr.CmpOpNeq, Register: reg1, Data: be16(et)})
+		}
+		sUntagged = append(sUntagged,
+			ll(6, 6, reg1),
+			ll(14, 2, regField2),
+			&expr.Bitwise{SourceRegister: regField2, DestRegister: regField2, Len: 2, Mask: be16(0x0fff), Xor: be16(0)},
+			&expr.Immediate{Register: regField3, Data: be16(0)},
+			&expr.Lookup{SourceRegister: reg1, SetName: allow},
+			objref(names[1]),
+			&expr.Verdict{Kind: expr.VerdictAccept},
+		)
+		all = append(all, sTagged, sUntagged)
+	}
+	all = append(all, drop)
+
 	var rules []*nftables.Rule
-	for i, ex := range [][]expr.Any{control, tagged, untagged, drop} {
+	for i, ex := range all {
 		rules = append(rules, &nftables.Rule{Table: l.table, Chain: chain, Exprs: ex, UserData: comment(roles[i])})
 	}
 	return rules

@@ -140,6 +140,9 @@ func comparePairs(a, b Pair) int {
 	if c := bytes.Compare(a.MAC[:], b.MAC[:]); c != 0 {
 		return c
 	}
+	if a.SVID != b.SVID {
+		return int(a.SVID) - int(b.SVID)
+	}
 	return int(a.VID) - int(b.VID)
 }
 

@@ -570,13 +570,18 @@ func TestNftListsRuleset(t *testing.T) {
 	if err := e.Pending(ctx, "eth1", testMAC(2), 0); err != nil {
 		t.Fatal(err)
 	}
+	if err := e.AllowPair(ctx, "eth1", Pair{MAC: [6]byte(testMAC(3)), SVID: 5, VID: 100}); err != nil {
+		t.Fatal(err)
+	}
 	out := ns.Exec(t, "nft", "list", "ruleset")
 	for _, want := range []string{
 		`"eth1" : jump port-eth1`,
-		"02:00:00:00:0e:01 . 100",
-		"02:00:00:00:0e:02 . 0",
+		"02:00:00:00:0e:01 . 0 . 100",
+		"02:00:00:00:0e:02 . 0 . 0",
+		"02:00:00:00:0e:03 . 5 . 100",
 		`counter name "drop-eth1" drop`,
-		"ether saddr . vlan id @allow-eth1",
+		". vlan id @allow-eth1",
+		"ether type 8021ad vlan type 8021q ether saddr . vlan id . vlan id @allow-eth1",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("nft list ruleset lacks %q:\n%s", want, out)

@@ -187,6 +187,9 @@ type VM struct {
 	// MAC and VID are the enforced pair; VID 0 means untagged.
 	MAC string `json:"mac"`
 	VID uint16 `json:"vid"`
+	// SVID is the S-VID of the vNIC's S-channel: its frames pass only
+	// inside that 802.1ad S-Tag; 0 for the default S-channel (no S-Tag).
+	SVID uint16 `json:"svid,omitempty"`
 	// VM is the VM's UUID (the VSIID); Host the hypervisor.
 	VM   string `json:"vm"`
 	Host string `json:"host"`

@@ -92,8 +92,25 @@ type Config struct {
 	ResyncInterval Duration `yaml:"resync_interval"`
 	// RejectsKept is how many refusals GET /v1/switch/rejects keeps.
 	RejectsKept int `yaml:"rejects_kept"`
+	// MigrationOverlap bounds how long, during a live migration the VM
+	// manager confirms (the source reports the VM migrating out or the
+	// destination migrating in), the source port keeps passing the VM's
+	// pairs after the destination's ASSOCIATE: until the source
+	// de-associates, its keep-alives stop, the VM manager no longer
+	// reports the VM on the source, or this long. 0 revokes the source's
+	// pairs at the destination's ASSOCIATE.
+	MigrationOverlap Duration `yaml:"migration_overlap"`
 	// Log configures logging.
 	Log Log `yaml:"log"`
+	// Placements, when set, is a file of VM placement records (stack
+	// mode: which VMs run on which host, in which state, with which MACs;
+	// see ParsePlacements). The VM manager answers for the hosts it lists
+	// from it, ahead of vm_managers, and reads it again when it changes.
+	Placements string `yaml:"placements"`
+
+	// Path is the file the configuration was loaded from ("" when none:
+	// defaults or Parse); switchd reloads profiles from it on change.
+	Path string `yaml:"-"`
 }
 
 // EVB is the bridge's proposal in the EVB TLV (IEEE 802.1Qbg-2012 D.2.12);
@@ -268,6 +285,7 @@ func Default() Config {
 		NFTTable:         "tether",
 		ResyncInterval:   Duration(30 * time.Second),
 		RejectsKept:      1024,
+		MigrationOverlap: Duration(time.Minute),
 		Log:              Log{Level: "info", Format: "text"},
 	}
 }
@@ -286,6 +304,9 @@ func Load(path string, explicit bool) (Config, error) {
 			return Config{}, fmt.Errorf("config: name is empty and the host name is unknown (%v): set name", err)
 		}
 		c.Name = h
+	}
+	if _, err := os.Stat(path); err == nil {
+		c.Path = path
 	}
 	return c, nil
 }
@@ -453,6 +474,9 @@ func (c *Config) Validate() error {
 	}
 	abs("socket", c.Socket)
 	abs("state_dir", c.StateDir)
+	if c.Placements != "" {
+		abs("placements", c.Placements)
+	}
 	if !validTable.MatchString(c.NFTTable) {
 		add("nft_table: %q is not a table name (1-64 letters, digits, '_', '-')", c.NFTTable)
 	}
@@ -464,6 +488,9 @@ func (c *Config) Validate() error {
 	}
 	if c.RejectsKept < 1 || c.RejectsKept > 1<<20 {
 		add("rejects_kept: %d is out of range 1-1048576", c.RejectsKept)
+	}
+	if c.MigrationOverlap < 0 || time.Duration(c.MigrationOverlap) > time.Hour {
+		add("migration_overlap: %v is out of range 0s-1h", time.Duration(c.MigrationOverlap))
 	}
 	if _, err := c.Log.SlogLevel(); err != nil {
 		errs = append(errs, err)

@@ -137,6 +137,8 @@ func TestParseMalformed(t *testing.T) {
 			"profiles.a.vid: 5000 is out of range 0-4094\nprofiles.a.mode: \"odd\" is not one of switch, io-extender\nprofiles.b.vsi_type_id: 1 is also the VSI type of profiles.a"},
 		{"restart_grace: soon\n", `line 1: "soon" is not a duration (examples: 500ms, 2s, 1m)`},
 		{"rejects_kept: 0\n", "rejects_kept: 0 is out of range 1-1048576"},
+		{"migration_overlap: 2h\n", "migration_overlap: 2h0m0s is out of range 0s-1h"},
+		{"migration_overlap: -1s\n", "migration_overlap: -1s is out of range 0s-1h"},
 		{"a: b\n---\nc: d\n", `line 1: unknown key "a"`},
 		{"socket: /s\n---\nsocket: /t\n", "more than one YAML document"},
 	}

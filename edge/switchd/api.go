@@ -2,9 +2,11 @@ package switchd
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/tether-net/tether/api"
 	"github.com/tether-net/tether/edge/enforce"
@@ -115,8 +117,8 @@ func (p *port) describe(counters map[string]enforce.PortCounters) switchapi.Port
 		sp.LLDP = switchapi.LLDPStats{FramesIn: st.FramesIn, FramesOut: st.FramesOut, Rejected: st.Rejected,
 			Malformed: st.Malformed, Dropped: st.Receive.Dropped()}
 	}
-	if br != nil {
-		for _, v := range br.VSIs() {
+	for _, b := range p.bridges() { // every S-channel's
+		for _, v := range b.VSIs() {
 			switch v.State {
 			case vdp.StateAssociated:
 				sp.Associated++
@@ -124,6 +126,8 @@ func (p *port) describe(counters map[string]enforce.PortCounters) switchapi.Port
 				sp.PreAssociated++
 			}
 		}
+	}
+	if br != nil {
 		es := br.Engine().Stats()
 		sp.ECP = switchapi.ECPStats{RxRequests: es.RxRequests, TxRequests: es.TxRequests, TxRetransmits: es.TxRetransmits,
 			TxGiveUps: es.TxGiveUps}
@@ -169,12 +173,17 @@ func (d *Daemon) VMs() []switchapi.VM {
 	recs := d.tbl.all()
 	out := make([]switchapi.VM, 0, len(recs))
 	for _, r := range recs {
+		note := r.note
+		if !r.overlapUntil.IsZero() {
+			note = fmt.Sprintf("migrating: source until de-associate (destination port %s; at most until %s)",
+				r.overlapTo, r.overlapUntil.UTC().Format(time.RFC3339))
+		}
 		for _, pr := range r.pairs {
 			out = append(out, switchapi.VM{
-				MAC: verify.MAC(pr.MAC).String(), VID: pr.VID, VM: r.vm.String(), Host: r.host, Port: r.port,
+				MAC: verify.MAC(pr.MAC).String(), VID: pr.VID, SVID: pr.SVID, VM: r.vm.String(), Host: r.host, Port: r.port,
 				State: apiState(r.state), Since: r.since, Profile: r.profile,
-				Verified: switchapi.Verification{KeyID: r.signer.String(), Counter: r.counter, VMManager: r.vmm,
-					Migration: r.migr, At: r.at, Note: r.note},
+				Verified: switchapi.Verification{KeyID: keyIDString(r.signer), Counter: r.counter, VMManager: r.vmm,
+					Migration: r.migr, At: r.at, Note: note},
 			})
 		}
 	}

@@ -75,6 +75,9 @@ type Options struct {
 	Enforcer Enforcer
 	// OpenPort opens a port's LLDP and ECP sockets.
 	OpenPort func(ctx context.Context, port string) (PortConns, error)
+	// OpenSChannel opens the ECP link of an S-channel CDCP assigned
+	// (schannel.go); nil serves VDP on the default S-channel only.
+	OpenSChannel SChannelOpener
 	// ListPorts lists the bridge's ports (Config.Ports.All).
 	ListPorts func(ctx context.Context) ([]string, error)
 	// Logger receives the logs (default slog.Default()), with
@@ -95,6 +98,10 @@ type Options struct {
 	// MaxGrace caps the restart grace period after a station's EVB TLV
 	// asked for a longer keep-alive (default 10 minutes).
 	MaxGrace time.Duration
+	// Profiles gives the profile of every accepted request (default:
+	// StaticProfiles of Config.Profiles); one that implements
+	// ProfileNotifier has its changes re-applied to live associations.
+	Profiles ProfileSource
 	// NeighbourWait is how long a request on a port whose LLDP neighbour
 	// is not known yet waits for it before being verified (default 3s).
 	NeighbourWait time.Duration
@@ -345,6 +352,11 @@ func (d *Daemon) Run(ctx context.Context) error {
 		d.log.Error("list the bridge's ports", "err", err)
 	}
 	d.warmVMManagers(pctx, &wg)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		d.watchProfiles(pctx)
+	}()
 
 	scan := time.NewTicker(d.opts.ScanInterval)
 	defer scan.Stop()

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net"
 	"slices"
 	"strings"
 	"time"
@@ -44,8 +43,11 @@ func (p *port) Decide(ctx context.Context, req vdp.DecideRequest) vdp.Decision {
 	p.mu.Unlock()
 
 	prev := d.tbl.get(k)
-	claim := verify.Claim{Port: p.name, Channel: p.ecpChan, VSI: req.VSI}
-	dec, err := d.verifier.CheckVerified(ctx, claim, req.Peer)
+	claim := p.claimOf(&req)
+	if prev != nil && svidOf(prev.pairs) != claim.STag {
+		prev = nil // the VM's association on another S-channel is not this request's to keep or end
+	}
+	dec, err := p.check(ctx, claim, req.Peer)
 	if err != nil {
 		p.log.Error("verifier failed", "vsi", key.String(), "err", err)
 	}
@@ -68,13 +70,14 @@ func (p *port) Decide(ctx context.Context, req vdp.DecideRequest) vdp.Decision {
 	}
 
 	group := requestedGroup(req.Extra)
-	gname, prof, ok := d.cfg.ProfileFor(group, req.VSI.VSITypeID)
-	if !ok {
+	pr, perr := d.profiles().Profile(ctx, ProfileRequest{VM: dec.VM, Host: dec.Host, Port: p.name, Group: group, VSITypeID: req.VSI.VSITypeID})
+	if perr != nil {
 		release()
 		return p.refuse(ctx, k, prev, &req, &dec, reasonNoProfile,
-			fmt.Sprintf("no profile for VSI type %d (port group %q) and no default profile", req.VSI.VSITypeID, group),
+			fmt.Sprintf("no profile for VSI type %d (port group %q): %v", req.VSI.VSITypeID, group, perr),
 			wire.VDPOtherFailure, true, false)
 	}
+	gname, prof := pr.Group, &pr.TLV
 	filters := slices.Clone(req.VSI.Filters)
 	for i := range filters {
 		switch {
@@ -87,7 +90,7 @@ func (p *port) Decide(ctx context.Context, req vdp.DecideRequest) vdp.Decision {
 				wire.VDPInvalidFormat, true, false)
 		}
 	}
-	pairs := pairsOf(filters)
+	pairs := withSVID(pairsOf(filters), claim.STag)
 
 	// The rule goes in before the answer.
 	state := stateOfMode(req.VSI.Mode)
@@ -118,14 +121,14 @@ func (p *port) Decide(ctx context.Context, req vdp.DecideRequest) vdp.Decision {
 	vmm := d.vmm.describe(dec.Host, dec.VM, verify.MAC(filters[0].MAC))
 	rec := &record{
 		port: p.name, key: key, vm: dec.VM, host: dec.Host, state: state, pairs: pairs,
-		profile: gname, since: since, signer: dec.Key, counter: dec.Counter, vmm: vmm,
+		profile: gname, group: group, typeID: req.VSI.VSITypeID, since: since, signer: dec.Key, counter: dec.Counter, vmm: vmm,
 		migr: dec.Migration, note: dec.Message, at: installed,
 	}
 	d.tbl.put(rec)
 	d.lat.add(installed.Sub(start))
 	for _, rl := range dec.Released {
 		if rl.From.Switch == d.cfg.Name && rl.From.Port != p.name {
-			d.dropMigrated(rl.From.Port, dec.VM, fmt.Sprintf("MAC %s moved to port %s: %s", rl.MAC, p.name, dec.Message))
+			d.migratedAway(rl, p.name, dec.Host, dec.VM, fmt.Sprintf("MAC %s moved to port %s: %s", rl.MAC, p.name, dec.Message))
 		}
 	}
 	if prev == nil || prev.state != state || !slices.Equal(prev.pairs, pairs) {
@@ -134,7 +137,7 @@ func (p *port) Decide(ctx context.Context, req vdp.DecideRequest) vdp.Decision {
 			slog.String("key", dec.Key.String()), slog.String("pairs", pairsString(pairs)), slog.String("profile", gname),
 			slog.String("vm_manager", vmm), slog.Duration("rule_latency", installed.Sub(start)))
 	}
-	return vdp.Decision{Code: wire.VDPSuccess, Filters: filters, Profile: prof.TetherProfile(gname)}
+	return vdp.Decision{Code: wire.VDPSuccess, Filters: filters, Profile: new(*prof)}
 }
 
 // refuse records a refusal and answers it. Without keep, the VSI's
@@ -174,23 +177,22 @@ func (d *Daemon) install(ctx context.Context, port string, prev *record, state v
 	defer d.enfMu.RUnlock()
 	ctx = context.WithoutCancel(ctx) // half-installed pairs are worse than a late answer
 	for _, pr := range pairs {
-		mac := net.HardwareAddr(pr.MAC[:])
 		var err error
 		switch {
 		case state != vdp.StateAssociated:
 			if prev != nil && prev.state == vdp.StateAssociated && slices.Contains(prev.pairs, pr) {
 				// Going back from associated to pre-associated: the pair
 				// stops passing.
-				if err = d.enf.Revoke(ctx, port, mac, pr.VID); err == nil {
-					err = d.enf.Pending(ctx, port, mac, pr.VID)
+				if err = d.enfRevoke(ctx, port, pr); err == nil {
+					err = d.enfPending(ctx, port, pr)
 				}
 			} else {
-				err = d.enf.Pending(ctx, port, mac, pr.VID)
+				err = d.enfPending(ctx, port, pr)
 			}
 		case prev != nil && prev.state != vdp.StateAssociated && slices.Contains(prev.pairs, pr):
-			err = d.enf.Activate(ctx, port, mac, pr.VID)
+			err = d.enfActivate(ctx, port, pr)
 		default:
-			err = d.enf.Allow(ctx, port, mac, pr.VID)
+			err = d.enfAllow(ctx, port, pr)
 		}
 		if err != nil {
 			return fmt.Errorf("%s on %s: %w", pr, port, err)
@@ -199,7 +201,7 @@ func (d *Daemon) install(ctx context.Context, port string, prev *record, state v
 	if prev != nil {
 		for _, pr := range prev.pairs {
 			if !slices.Contains(pairs, pr) {
-				if err := d.enf.Revoke(ctx, port, net.HardwareAddr(pr.MAC[:]), pr.VID); err != nil {
+				if err := d.enfRevoke(ctx, port, pr); err != nil {
 					d.log.Error("revoke a pair the association no longer has", "port", port, "pair", pr.String(), "err", err)
 				}
 			}
@@ -217,19 +219,9 @@ func (d *Daemon) revoke(ctx context.Context, port string, pairs []enforce.Pair) 
 	d.enfMu.RLock()
 	defer d.enfMu.RUnlock()
 	for _, pr := range pairs {
-		if err := d.enf.Revoke(ctx, port, net.HardwareAddr(pr.MAC[:]), pr.VID); err != nil {
+		if err := d.enfRevoke(ctx, port, pr); err != nil {
 			d.log.Error("revoke", "port", port, "pair", pr.String(), "err", err)
 		}
-	}
-}
-
-// dropMigrated tells port's worker that VM vm moved away.
-func (d *Daemon) dropMigrated(port string, vm verify.UUID, why string) {
-	d.mu.Lock()
-	p := d.ports[port]
-	d.mu.Unlock()
-	if p != nil {
-		p.enqueue(op{kind: opDropVM, vm: vm, why: why})
 	}
 }
 

@@ -18,9 +18,12 @@
 //     table is the verifier's Neighbours: which host, and which key, is
 //     behind the port;
 //   - the EVB and CDCP negotiation (package evb) on every neighbour change:
-//     the operating R, RTE, RWD and RKA become the VDP bridge's timing; the
-//     CDCP assignment is advertised (VDP runs on the default S-channel
-//     only);
+//     the operating R, RTE, RWD and RKA become the VDP bridges' timing; the
+//     CDCP assignment is advertised, and each assigned S-channel besides
+//     the default one gets a VDP bridge of its own (schannel.go: an ECP
+//     tap of that S-VID only, frames written in its S-Tag, the S-VID
+//     bound into the signatures; its claims carry the S-Tag and its rules
+//     match it);
 //   - a VDP bridge (vdp.Bridge) on its own ECP engine, whose signatures are
 //     checked with the verifier's identity.Verifier (one replay window per
 //     channel, shared with the LLDP checks, persisted under state_dir) and
@@ -33,11 +36,15 @@
 //
 // # One request
 //
-// Decide runs the verifier's checks 3 to 7 (CheckVerified: key enrolled for
+// Decide runs the verifier's checks 3 to 7 (CheckVerified; in interop mode,
+// require_signed: false, an unsigned request from a station that is not
+// tether-capable gets CheckUnsigned instead: the port's unsigned LLDP
+// neighbour names the host, the rest of the loop is the same; key enrolled for
 // the host the LLDP neighbour names, same key on the neighbour, the VM
 // manager confirms the VM on that host with those MACs, no MAC live
-// elsewhere unless a confirmed migration, S-Tag free), picks the profile
-// (by VSI Type ID, else "default"), gives a null VID the profile's VID,
+// elsewhere unless a confirmed migration, S-Tag free), asks the
+// ProfileSource for the profile (see Profiles below), gives a null VID the
+// profile's VID,
 // and then programs the enforcer before it returns: PRE-ASSOCIATE installs
 // the (MAC, VID) pairs held back (Pending), ASSOCIATE allows them (Activate
 // when they were pending, Allow otherwise). Only then does the VDP bridge
@@ -52,13 +59,56 @@
 // serialized by a striped lock; every record carries a generation, so an
 // event about an older association never removes a newer one.
 //
+// # Profiles
+//
+// The profile of an accepted request comes from a ProfileSource
+// (Options.Profiles), which answers from memory. Stack mode
+// (StackProfiles, what RunConfig sets up): the configuration file's
+// profiles: (by VSI Type ID, else the port group the request names, else
+// "default"), read again when the file's content changes (polled every
+// second: size, modification time and SHA-256) and on SIGHUP; a file that
+// does not parse or validate keeps the profiles in force and logs why.
+// DC-wide (PolicyProfiles): the VM's port group and profile from
+// tether-policyd's store through the watch-fed policy/cache. A change
+// announced by the source (ProfileNotifier) is re-applied to the live
+// associations (ReapplyProfiles): a new VID ends the association (rule
+// revoked, DE-ASSOCIATE) so that the station associates again and is
+// granted the new VID, rule first; any other change replaces the VDP
+// bridge's grant, which the answer to the next keep-alive carries.
+//
+// # Live migration
+//
+// The destination's tetherd PRE-ASSOCIATEs the incoming VM before it runs
+// (from libvirt's migrate hook): verified like any request (the VM manager
+// must report the VM migrating in, or already there), the profile fetched,
+// the pairs installed held back. Its ASSOCIATE (from the started hook)
+// activates them, which a confirmed migration lets take the MACs over from
+// the source's port. libvirt runs that started hook in the migration's
+// Prepare phase, before the memory transfer, while the guest still runs on
+// the source: so when the VM manager confirms the migration in progress
+// (the source reports the VM migrating out or the destination migrating
+// in, and the source still has it), the source's pairs keep passing
+// (migration overlap, overlap.go) until the source de-associates (its
+// stopped hook after the switchover), its keep-alives stop, the VM manager
+// no longer reports the VM there, or migration_overlap (default 1m) after
+// the destination's ASSOCIATE; tetherctl switch vms shows both ports
+// meanwhile, the source's with the note "migrating: source until
+// de-associate". Otherwise the source's association ends at once and its
+// station is told. Only that VM's pairs on those two ports overlap; any
+// other claim on its MACs is still refused (mac-live-elsewhere). The
+// profile is looked up the same way at both ends, so the destination gets
+// the source's. Stack mode's placements: file (PlacementVMManager)
+// records which VMs run where, in which state, for hosts without a libvirt
+// VM manager (and for the lab, where libvirt's test driver cannot migrate).
+//
 // # What removes a rule
 //
 // A DE-ASSOCIATE from the station, the VDP bridge's keep-alive timeout, a
 // refusal without KEEP of a VSI that was associated, the port's LLDP
 // neighbour expiring, shutting down, or changing host or key (every rule of
 // the port goes, and the station is told with DE-ASSOCIATE), a confirmed
-// migration of the VM to another port of this switch, the port failing or
+// migration of the VM to another port of this switch (at once, or at the
+// end of the migration overlap), the port failing or
 // leaving the bridge. Each revokes the pairs and releases the MACs in the
 // verifier's table of live MACs.
 //

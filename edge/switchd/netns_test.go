@@ -7,6 +7,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -45,6 +46,8 @@ type lab struct {
 	hostA *hostID
 	hostB *hostID
 	enf   *enforce.Enforcer // the test's own view of the switch's table
+	// logger, when set, receives switchd's logs instead of testLogger().
+	logger *slog.Logger
 }
 
 // newLab builds the namespaces, the bridge with STP (forwarding after
@@ -116,8 +119,12 @@ func (l *lab) start(t *testing.T) *switchd {
 	ctx, cancel := context.WithCancel(context.Background())
 	started := make(chan *Daemon, 1)
 	s := &switchd{cancel: cancel, done: make(chan error, 1)}
+	logger := l.logger
+	if logger == nil {
+		logger = testLogger()
+	}
 	go func() {
-		s.done <- RunConfig(ctx, l.cfg, RunOptions{Version: "test", Logger: testLogger(), NetNS: l.SW.Path(),
+		s.done <- RunConfig(ctx, l.cfg, RunOptions{Version: "test", Logger: logger, NetNS: l.SW.Path(),
 			Tune: func(o *Options) {
 				o.ReconcileInterval = 200 * time.Millisecond
 				o.ScanInterval = time.Second

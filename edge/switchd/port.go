@@ -31,8 +31,14 @@ const (
 	opVSIGone opKind = iota + 1
 	// opNeighbour: the LLDP neighbour table changed.
 	opNeighbour
-	// opDropVM: a confirmed migration moved the VM's MACs to another port.
-	opDropVM
+	// opMigrated: a confirmed migration moved the VM's MACs to another
+	// port (overlap.go).
+	opMigrated
+	// opOverlapCheck: a migration overlap's bound passed (overlap.go).
+	opOverlapCheck
+	// opOverlapDestGone: the destination of a migration overlap lost its
+	// association (overlap.go).
+	opOverlapDestGone
 )
 
 // op is one task for a port's worker.
@@ -42,6 +48,13 @@ type op struct {
 	gen  uint64
 	vm   verify.UUID
 	why  string
+	// to, host, mac and dstate describe a migration's destination
+	// (opMigrated, opOverlapDestGone): its port and host, the MAC it
+	// took over, the VM manager's state of the VM there.
+	to     string
+	host   string
+	mac    verify.MAC
+	dstate verify.VMState
 }
 
 // opQueue is how many tasks may wait for a port's worker; beyond that the
@@ -73,6 +86,7 @@ type port struct {
 	identOK  bool
 	identCh  chan struct{} // closed and replaced when the identity changes
 	dirty    bool
+	schans   map[uint16]*schan // S-channels' VDP bridges (schannel.go)
 
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -196,7 +210,7 @@ func (p *port) serve(ctx context.Context, conns PortConns) error {
 		Dest:       wire.NearestCustomerBridge,
 		TxInterval: d.opts.LLDPTxInterval,
 		Sign:       lldpagent.SignWith(d.signer, p.lldpChan),
-		Check:      p.checkLLDP(lldpagent.VerifyWith(d.verifier.Signatures(), p.lldpChan, d.cfg.RequireSigned)),
+		Check:      p.checkLLDP(p.noDowngrade(lldpagent.VerifyWith(d.verifier.Signatures(), p.lldpChan, d.cfg.RequireSigned))),
 		OnEvent:    p.onLLDP,
 		Logger:     d.log,
 		TetherCID:  d.cid,
@@ -214,14 +228,15 @@ func (p *port) serve(ctx context.Context, conns PortConns) error {
 		Timing:   &timing,
 		CID:      d.cid,
 		Security: vdp.Security{
-			Sign:          vdp.IdentitySigner(d.signer, p.ecpChan),
-			Verify:        vdp.IdentityVerifier(d.verifier.Signatures(), p.ecpChan),
+			Sign: vdp.IdentitySigner(d.signer, p.ecpChan),
+			// S-VID 0: a frame bound to an S-channel is refused here.
+			Verify:        vdp.BindingVerifier(vdp.IdentityVerifier(d.verifier.Signatures(), p.ecpChan), d.cid, 0),
 			PeerCapable:   p.peerCapable,
 			RequireSigned: d.cfg.RequireSigned,
 		},
 		Decider: p,
 		Logger:  d.log,
-		OnEvent: p.onVDP,
+		OnEvent: p.onVDPOf(0),
 	})
 	if err != nil {
 		return fmt.Errorf("port %s: VDP bridge: %w", p.name, err)
@@ -246,9 +261,12 @@ func (p *port) serve(ctx context.Context, conns PortConns) error {
 	errc := make(chan error, 2)
 	go func() { errc <- agent.Run(sctx) }()
 	go func() { errc <- bridge.Run(sctx) }()
+	schDone := make(chan struct{})
+	go func() { defer close(schDone); p.runSChannels(sctx, conns.Interface) }()
 	first := <-errc
 	cancel()
 	second := <-errc
+	<-schDone
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
@@ -328,6 +346,8 @@ func frameReason(err error) string {
 		return "unknown-key"
 	case errors.Is(err, identity.ErrReplay):
 		return "replay"
+	case errors.Is(err, vdp.ErrChannelBinding):
+		return "channel-binding"
 	}
 	return "frame-refused"
 }
@@ -364,17 +384,12 @@ func (p *port) apply(ctx context.Context, o op) {
 	case opNeighbour:
 		p.negotiate()
 		p.checkNeighbour(ctx, o.why)
-	case opDropVM:
-		for _, r := range p.d.tbl.port(p.name) {
-			if r.vm != o.vm {
-				continue
-			}
-			k := recKey{p.name, r.key}
-			mu := p.d.str.of(k)
-			mu.Lock()
-			p.dropLocked(ctx, k, r.gen, o.why, true)
-			mu.Unlock()
-		}
+	case opMigrated:
+		p.migrated(ctx, o)
+	case opOverlapCheck:
+		p.checkOverlaps(ctx)
+	case opOverlapDestGone:
+		p.destGone(ctx, o)
 	}
 }
 
@@ -460,7 +475,7 @@ func (p *port) checkNeighbour(ctx context.Context, why string) {
 		p.log.Info("LLDP neighbour identity", "present", ok, "host", nb.Host, "signed", nb.Signed, "key", keyString(nb))
 	}
 	for _, r := range p.d.tbl.port(p.name) {
-		if ok && nb.Signed && nb.Host == r.host && nb.Key == r.signer {
+		if ok && r.vouchedBy(nb) {
 			continue
 		}
 		reason := "the LLDP neighbour is lost (" + why + ")"
@@ -493,6 +508,7 @@ func (p *port) reconcile(ctx context.Context) {
 	p.dirty = false
 	p.mu.Unlock()
 	p.checkNeighbour(ctx, "reconcile")
+	p.checkOverlaps(ctx)
 	if br == nil {
 		return
 	}
@@ -500,12 +516,24 @@ func (p *port) reconcile(ctx context.Context) {
 		k := recKey{p.name, r.key}
 		mu := p.d.str.of(k)
 		mu.Lock()
-		info, ok := br.Lookup(r.key)
+		var info vdp.VSIInfo
+		ok := false
+		if rb := p.bridgeOf(svidOf(r.pairs)); rb != nil {
+			info, ok = rb.Lookup(r.key)
+		}
 		if cur := p.d.tbl.get(k); cur != nil && cur.gen == r.gen && (!ok || (info.State == vdp.StateNone && info.Pending == 0)) {
 			p.dropLocked(ctx, k, r.gen, "the VDP bridge no longer holds the VSI", false)
 		}
 		mu.Unlock()
 	}
+	for _, br := range p.bridges() {
+		p.deassociateOrphans(br)
+	}
+}
+
+// deassociateOrphans de-associates the VSIs br holds without a verified
+// association (reconcile).
+func (p *port) deassociateOrphans(br *vdp.Bridge) {
 	for _, info := range br.VSIs() {
 		if info.State == vdp.StateNone || info.Pending != 0 {
 			continue
@@ -548,10 +576,9 @@ func (p *port) dropLocked(ctx context.Context, k recKey, gen uint64, why string,
 	if err := p.d.verifier.Release(ctx, p.name, r.vm); err != nil {
 		p.log.Error("verifier release", "vm", r.vm.String(), "err", err)
 	}
+	p.d.destinationGone(p.name, r)
 	if tell {
-		p.mu.Lock()
-		br := p.bridge
-		p.mu.Unlock()
+		br := p.bridgeOf(svidOf(r.pairs))
 		if br != nil {
 			if err := br.Deassociate(k.vsi); err != nil && !errors.Is(err, vdp.ErrNotAssociated) {
 				p.log.Error("de-associate", "vsi", k.vsi.String(), "err", err)

@@ -18,6 +18,7 @@ import (
 	"github.com/tether-net/tether/edge/verify"
 	"github.com/tether-net/tether/edge/vmmanager"
 	"github.com/tether-net/tether/identity"
+	"github.com/tether-net/tether/l2/ecp"
 	"github.com/tether-net/tether/l2/rawsock"
 	"github.com/tether-net/tether/wire"
 )
@@ -104,6 +105,13 @@ func RunConfig(ctx context.Context, cfg switchconfig.Config, ro RunOptions) (err
 		defer m.Close()
 		vmm = m
 	}
+	if cfg.Placements != "" {
+		pm, err := NewPlacementVMManager(cfg.Placements, vmm, log)
+		if err != nil {
+			return err
+		}
+		vmm = pm
+	}
 
 	nsfd := 0
 	if ro.NetNS != "" {
@@ -135,10 +143,21 @@ func RunConfig(ctx context.Context, cfg switchconfig.Config, ro RunOptions) (err
 		Config: cfg, Version: ro.Version, Key: key, SignCounters: signStore, ReplayCounters: replayStore,
 		HostKeys: hostKeys, VMManager: vmm, Enforcer: enf, Logger: log,
 		OpenPort: func(_ context.Context, name string) (PortConns, error) { return OpenPort(nsfd, name) },
+		OpenSChannel: func(_ context.Context, name string, svid uint16) (ecp.Link, func() error, error) {
+			return OpenSChannel(nsfd, name, svid)
+		},
 		ListPorts: func(context.Context) ([]string, error) {
 			b, err := ReadBridge(nsfd, cfg.Bridge)
 			return b.Ports, err
 		},
+	}
+	var sp *StackProfiles
+	if cfg.Path != "" {
+		// Stack mode: the file's profiles, reloaded when it changes (and
+		// on SIGHUP).
+		sp = NewStackProfiles(cfg.Path, cfg.Profiles, 0, log)
+		opts.Profiles = sp
+		go sp.Run(ctx)
 	}
 	if ro.Tune != nil {
 		ro.Tune(&opts)
@@ -177,6 +196,9 @@ func RunConfig(ctx context.Context, cfg switchconfig.Config, ro RunOptions) (err
 				case <-ctx.Done():
 					return
 				case <-ro.Reload:
+					if sp != nil {
+						_ = sp.Check() // logged
+					}
 					keys, err := cfg.LoadHostKeys()
 					if err == nil {
 						err = d.SetHostKeys(ctx, keys)
@@ -232,7 +254,9 @@ func OpenPort(nsfd int, port string) (PortConns, error) {
 		if err != nil {
 			return err
 		}
-		ecpSock, err = rawsock.Listen(port, wire.EtherTypeECP, rawsock.Options{ReceiveBuffer: ecpReceiveBuffer, BridgePort: true})
+		// Untagged: the default S-channel's frames only; the other
+		// S-channels have sockets of their own (OpenSChannel).
+		ecpSock, err = rawsock.Listen(port, wire.EtherTypeECP, rawsock.Options{ReceiveBuffer: ecpReceiveBuffer, BridgePort: true, Untagged: true})
 		if err != nil {
 			lldpSock.Close()
 		}

@@ -31,7 +31,11 @@ type record struct {
 	state   vdp.State
 	pairs   []enforce.Pair
 	profile string
-	since   time.Time
+	// group and typeID are the request's port group and VSI type, which
+	// the profile is re-resolved with when profiles change (profile.go).
+	group  string
+	typeID uint32
+	since  time.Time
 	// signer is the key that signed the request (and the port's LLDP
 	// neighbour); counter its replay counter.
 	signer  identity.KeyID
@@ -43,6 +47,14 @@ type record struct {
 	// gen distinguishes successive records of one VSI, so that an event
 	// about an older association never removes a newer one.
 	gen uint64
+	// overlapUntil, when set, makes the record the source side of a live
+	// migration the VM manager confirmed (overlap.go): its pairs still
+	// pass while the VM, already associated on port overlapTo, may still
+	// run here; the record ends at the source's DE-ASSOCIATE, its
+	// keep-alive timeout, when the VM manager no longer reports the VM on
+	// this host, or at overlapUntil at the latest.
+	overlapUntil time.Time
+	overlapTo    string
 }
 
 // table holds the records. Its mutex guards only the maps: the work on a
@@ -101,6 +113,23 @@ func (t *table) remove(k recKey, gen uint64) *record {
 		delete(t.byPort, k.port)
 	}
 	return r
+}
+
+// setOverlap marks k's record, if its generation is gen, as the source
+// side of a migration to port to until until; a record already marked
+// keeps its first bound. It returns the record's bound, zero when the
+// record is gone.
+func (t *table) setOverlap(k recKey, gen uint64, to string, until time.Time) time.Time {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	r := t.byPort[k.port][k.vsi]
+	if r == nil || r.gen != gen {
+		return time.Time{}
+	}
+	if r.overlapUntil.IsZero() {
+		r.overlapUntil, r.overlapTo = until, to
+	}
+	return r.overlapUntil
 }
 
 // port returns copies of the records of port.

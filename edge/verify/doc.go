@@ -40,6 +40,14 @@
 // port neither floods the log nor hides other ports' refusals. A refusal
 // changes nothing: no location claimed, no S-Tag bound.
 //
+// # Interop mode
+//
+// CheckUnsigned decides on a claim without signature (a plain 802.1Qbg
+// station such as lldpad, on a switch configured with require_signed:
+// false): checks 1 to 4 cannot run, so the port's LLDP neighbour must be
+// unsigned and name its host (System Name TLV), and checks 5 to 7 run with
+// that host. A port whose neighbour signs gets no unsigned claim accepted.
+//
 // # Modes
 //
 // ASSOCIATE runs all checks and commits: each MAC becomes live at this

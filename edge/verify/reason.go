@@ -15,8 +15,9 @@ type Reason uint8
 const (
 	// ReasonNone: accepted.
 	ReasonNone Reason = iota
-	// ReasonUnsigned: the frame carries no tether signature; the
-	// verifier never accepts unsigned claims.
+	// ReasonUnsigned: the frame carries no tether signature; Check and
+	// CheckVerified never accept unsigned claims (interop mode has its
+	// own entry point, CheckUnsigned).
 	ReasonUnsigned
 	// ReasonBadSignature: the signature does not verify under the
 	// enrolled key (forged or altered frame).

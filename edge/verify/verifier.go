@@ -520,6 +520,15 @@ func (v *Verifier) decideVerified(ctx context.Context, c *Claim, d Decision) (De
 			fmt.Sprintf("the LLDP neighbour %q on port %s was signed by key %s, the claim by key %s", nb.Host, c.Port, nb.Key, d.Key)), nil
 	}
 
+	return v.decideOnHost(ctx, c, d, en.Host, macs)
+}
+
+// decideOnHost runs checks 5 to 7 on a claim whose host is known (from
+// its key and the port's LLDP neighbour, or in interop mode from the
+// neighbour alone), and commits an accepted ASSOCIATE.
+func (v *Verifier) decideOnHost(ctx context.Context, c *Claim, d Decision, host string, macs []MAC) (Decision, error) {
+	vsi := &c.VSI
+	var err error
 	mu := v.stripe(c.Port, d.VM)
 	mu.Lock()
 	defer mu.Unlock()
@@ -535,7 +544,7 @@ func (v *Verifier) decideVerified(ctx context.Context, c *Claim, d Decision) (De
 	}
 
 	// 5. The VM manager confirms the VM on this host with these MACs.
-	state, d, ok := v.confirm(ctx, en.Host, macs, d)
+	state, d, ok := v.confirm(ctx, host, macs, d)
 	if !ok {
 		return d, nil
 	}
@@ -575,7 +584,7 @@ func (v *Verifier) decideVerified(ctx context.Context, c *Claim, d Decision) (De
 
 	// Commit: the MACs become live here, each with a compare-and-swap
 	// against the entry checked above; a lost race undoes everything.
-	loc := Location{Switch: v.sw, Port: c.Port, VM: d.VM, Host: en.Host}
+	loc := Location{Switch: v.sw, Port: c.Port, VM: d.VM, Host: host}
 	for i := range plans {
 		p := &plans[i]
 		got, err := v.locs.Claim(ctx, p.mac, loc, p.prev.Rev)

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/mdlayher/packet"
-	"golang.org/x/net/bpf"
 	"golang.org/x/sys/unix"
 )
 
@@ -32,6 +31,17 @@ type Options struct {
 	// frames first. tether-switchd listens this way; the enforcer then
 	// drops the control frames so the bridge does not flood them.
 	BridgePort bool
+	// Untagged keeps only frames that arrived without a VLAN tag, and
+	// SChannel (1-4094) only those that arrived in an 802.1ad S-Tag (TPID
+	// 0x88a8) with that S-VID: the default S-channel and one other (IEEE
+	// 802.1Qbg-2012 clause 42). Either opens the socket as an ETH_P_ALL tap
+	// like BridgePort. The kernel moves a received frame's outer tag into
+	// the packet's metadata before any socket sees it, so a frame of an
+	// S-channel is read without its S-Tag (and without these options a
+	// socket reads every channel's frames alike); write frames of an
+	// S-channel with the tag in place (see STagLink).
+	Untagged bool
+	SChannel uint16
 }
 
 // Socket is a Conn on a Linux AF_PACKET socket of type SOCK_RAW, bound to
@@ -71,8 +81,8 @@ func Listen(ifname string, etherType uint16, opts Options) (*Socket, error) {
 		return nil, err
 	}
 	proto, cfg := int(etherType), (*packet.Config)(nil)
-	if opts.BridgePort {
-		filter, err := etherTypeFilter(etherType)
+	if opts.BridgePort || opts.Untagged || opts.SChannel != 0 {
+		filter, err := channelFilter(etherType, opts.Untagged, opts.SChannel)
 		if err != nil {
 			return nil, err
 		}
@@ -93,21 +103,6 @@ func Listen(ifname string, etherType uint16, opts Options) (*Socket, error) {
 		return nil, err
 	}
 	return s, nil
-}
-
-// etherTypeFilter is a classic BPF program that keeps untagged frames of
-// EtherType et (the field at byte 12) and drops everything else.
-func etherTypeFilter(et uint16) ([]bpf.RawInstruction, error) {
-	prog, err := bpf.Assemble([]bpf.Instruction{
-		bpf.LoadAbsolute{Off: 12, Size: 2},
-		bpf.JumpIf{Cond: bpf.JumpEqual, Val: uint32(et), SkipFalse: 1},
-		bpf.RetConstant{Val: 0xffff},
-		bpf.RetConstant{Val: 0},
-	})
-	if err != nil {
-		return nil, fmt.Errorf("rawsock: assemble the EtherType filter: %w", err)
-	}
-	return prog, nil
 }
 
 // setup applies the socket options and joins the groups.

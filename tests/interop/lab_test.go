@@ -118,6 +118,14 @@ type lldpad struct {
 // test ends.
 func startLLDPAD(t *testing.T, ns *netnstest.NS, ifname, role string, debug bool) *lldpad {
 	t.Helper()
+	return startLLDPADWith(t, ns, ifname, role, debug, "")
+}
+
+// startLLDPADWith is startLLDPAD; a non-empty hostname runs lldpad in a
+// UTS namespace of its own with that host name, which it advertises in the
+// System Name TLV.
+func startLLDPADWith(t *testing.T, ns *netnstest.NS, ifname, role string, debug bool, hostname string) *lldpad {
+	t.Helper()
 	dir := t.TempDir()
 	rr := "evbrrreq"
 	if role == "bridge" {
@@ -141,6 +149,12 @@ func startLLDPAD(t *testing.T, ns *netnstest.NS, ifname, role string, debug bool
   };
 };
 `, ifname, role, rr, evbConfig.R, evbConfig.RTE, evbConfig.RWD, evbConfig.RKA)
+	if hostname != "" {
+		// The System Name TLV (tlvid00000005) on the nearest customer
+		// bridge agent: lldpad sends only the mandatory TLVs there
+		// otherwise.
+		conf = strings.Replace(conf, "adminStatus = 3;", "adminStatus = 3;\n    tlvid00000005 :\n    {\n      enableTx = true;\n    };", 1)
+	}
 	confPath := filepath.Join(dir, "lldpad.conf")
 	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
@@ -158,6 +172,11 @@ func startLLDPAD(t *testing.T, ns *netnstest.NS, ifname, role string, debug bool
 	// tmpfs is this lldpad's alone and goes with it; exec keeps the pid.
 	cmd := exec.Command("ip", "netns", "exec", ns.Name, "sh", "-c",
 		"mount -t tmpfs tmpfs /dev/shm && exec lldpad "+args+" -f "+confPath)
+	if hostname != "" {
+		// unshare --uts: the host name is this lldpad's alone.
+		cmd = exec.Command("ip", "netns", "exec", ns.Name, "unshare", "--uts", "sh", "-c",
+			"hostname "+hostname+" && mount -t tmpfs tmpfs /dev/shm && exec lldpad "+args+" -f "+confPath)
+	}
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		logf.Close()

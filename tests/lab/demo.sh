@@ -24,24 +24,34 @@
 #   3. a spoofing attempt: hostB claims web-01 from a doctored libvirt view;
 #      the switch's VM manager does not confirm it, the claim shows in
 #      `tetherctl switch rejects`, hostB's frames as web-01 are dropped;
-#   4. a cold move of web-01 from hostA to hostB (not live migration, which
-#      comes with issue 5), by rewriting the node files and restarting the
-#      daemons that must re-read them; web-01 ends verified on swB.
+#   4. a live migration of web-01 from hostA to hostB with pre-association:
+#      the hooks run as libvirt runs them on a migration (tether-hook qemu
+#      web-01 migrate begin - < web-01.xml on hostB, then prepare, start,
+#      started; stopped and release on hostA), the switch's view of where
+#      VMs run comes from a placement file (placements:, which the demo
+#      rewrites: libvirt's test driver cannot migrate), and the moment the
+#      started hook returns on hostB a RARP and 2,000 frames (one every
+#      0.5 ms) leave hostB as web-01; the frames that reach hostA are
+#      counted: none may be lost. Then the same move back to hostA with
+#      tetherd in post-move mode (the older behaviour: no pre-association,
+#      the started hook does not wait), for comparison; its losses are
+#      reported side by side.
 # Exit status 0 only when every check passed.
 #
 # Everything (daemons, namespaces) is removed on exit, also on failure or
 # Ctrl-C; the logs and configuration stay in $LAB, overwritten by the next
 # run. On failure it prints each side's view and the logs' last lines.
 #
-# Environment: TETHER_LAB_DIR (default /tmp/tether-lab), BINDIR (default
-# bin), GO (default go).
+# Environment: TETHER_LAB_DIR (default /tmp/tether-lab), TETHER_LAB_NS (the
+# namespaces' prefix, default tl), BINDIR (default bin), GO (default go).
 set -euo pipefail
 
 cd "$(dirname "$0")/../.."
 BINDIR=${BINDIR:-bin}
 GO=${GO:-go}
 LAB=${TETHER_LAB_DIR:-/tmp/tether-lab}
-NS_SW=tl-sw NS_A=tl-hostA NS_B=tl-hostB
+NS=${TETHER_LAB_NS:-tl}
+NS_SW=$NS-sw NS_A=$NS-hostA NS_B=$NS-hostB
 SW_SOCK=$LAB/switch/switchd.sock
 ctl() { "$BINDIR/tetherctl" "$@"; }
 T0=$(date +%s.%N)
@@ -49,6 +59,9 @@ T0=$(date +%s.%N)
 WEB=6f1d0000-0000-4000-8000-00000000a001 WEB_MAC1=52:54:00:0a:00:01 WEB_MAC2=52:54:00:0a:00:02
 DB=6f1d0000-0000-4000-8000-00000000b001 DB_MAC1=52:54:00:0b:00:01
 
+case $NS in
+  *[!a-z0-9-]* | "" | ?????????????*) echo "demo: TETHER_LAB_NS must be 1-12 of a-z, 0-9, '-', not $NS" >&2; exit 1 ;;
+esac
 case $LAB in
   /?*) ;;
   *) echo "demo: TETHER_LAB_DIR must be an absolute path, not $LAB" >&2; exit 1 ;;
@@ -57,11 +70,12 @@ if [ -e "$LAB" ] && [ ! -e "$LAB/.tether-lab" ] && [ ! -e "$LAB/pids" ] && [ -n 
   echo "demo: $LAB exists and is not a lab directory; set TETHER_LAB_DIR" >&2
   exit 1
 fi
+command -v jq >/dev/null || { echo "demo: jq is needed (apt-get install jq)" >&2; exit 1; }
 if [ "$(id -u)" -ne 0 ]; then
   echo "demo: run as root (network namespaces, bridges, nftables)" >&2
   exit 1
 fi
-for b in tetherd tether-switchd tetherctl; do
+for b in tetherd tether-switchd tetherctl tether-hook; do
   [ -x "$BINDIR/$b" ] || { echo "demo: $BINDIR/$b missing: run make build" >&2; exit 1; }
 done
 
@@ -212,7 +226,7 @@ stp_forwarding() {
 frame() {
   local from=$1 to=$2 mac=$3 vid=$4 expect=$5 what=$6 got wait=2s
   [ "$expect" = crossed ] || wait=500ms
-  got=$("$LAB/l2probe" -wait "$wait" "tl-$from" "tl-$to" "$mac" "$vid") || true
+  got=$("$LAB/l2probe" -wait "$wait" "$NS-$from" "$NS-$to" "$mac" "$vid") || true
   printf '  %s -> %s  src %s VID %-3s %-36s %s\n' "$from" "$to" "$mac" "$vid" "($what)" "$got"
   [ "$got" = "$expect" ] || fail "a frame from $mac VID $vid ($what) $got, want $expect"
 }
@@ -230,7 +244,7 @@ stop_pid() {
 
 # ---- 0. a clean slate ------------------------------------------------------
 
-say "tether lab: switch tl-sw (br0, ports swA swB), hosts tl-hostA tl-hostB"
+say "tether lab: switch $NS_SW (br0, ports swA swB), hosts $NS_A $NS_B"
 # Daemons of an earlier run that was killed before its cleanup: those listed
 # in its pids file whose command line still names this lab's files.
 if [ -f "$LAB/pids" ]; then
@@ -291,7 +305,7 @@ done
 ip -n "$NS_SW" link set br0 up
 ip -n "$NS_A" link set eth0 up
 ip -n "$NS_B" link set eth0 up
-note "tl-sw: br0 (stp on) with swA, swB; tl-hostA, tl-hostB: eth0"
+note "$NS_SW: br0 (stp on) with swA, swB; $NS_A, $NS_B: eth0"
 
 # ---- 4. the daemons --------------------------------------------------------
 
@@ -305,6 +319,7 @@ host_keys: $LAB/switch/host-keys
 vm_managers:
   hostA: "test://$LAB/hostA.xml"
   hostB: "test://$LAB/hostB.xml"
+placements: $LAB/placements.yaml
 profiles:
   default: {name: tenant-a, vid: 100, mode: switch}
 evb: {r: 3, rte: 12, rwd: 20, rka: 17, reflective_relay: true}
@@ -316,10 +331,11 @@ log: {level: info}
 EOF
 }
 
-# write_tetherd HOST [NODEFILE]: tetherd.yaml of HOST, its libvirt the
-# test driver on NODEFILE (default $LAB/HOST.xml, the switch's view too).
+# write_tetherd HOST [NODEFILE [MIGRATION]]: tetherd.yaml of HOST, its
+# libvirt the test driver on NODEFILE (default $LAB/HOST.xml, the switch's
+# view too), migration.mode MIGRATION (default pre-associate).
 write_tetherd() {
-  local h=$1 nodefile=${2:-$LAB/$1.xml}
+  local h=$1 nodefile=${2:-$LAB/$1.xml} mode=${3:-pre-associate}
   cat >"$LAB/$h/tetherd.yaml" <<EOF
 state_dir: $LAB/$h/state
 socket: $LAB/$h/tetherd.sock
@@ -333,6 +349,7 @@ identity:
   switch_keys: $LAB/$h/switch-keys
 require_signed: true
 evb: {r: 3, rte: 12, rwd: 20, rka: 17}
+migration: {mode: $mode}
 log: {level: info}
 EOF
 }
@@ -357,6 +374,9 @@ start_tetherd() {
 }
 
 say "daemons"
+# No placement records yet: the switch asks libvirt (the node files) for
+# every host until the migration below.
+echo "{}" >"$LAB/placements.yaml"
 write_switchd
 write_tetherd hostA
 write_tetherd hostB
@@ -368,11 +388,11 @@ for h in hostA hostB; do
 done
 rm -f "$LAB/check.log"
 start_switchd
-note "tether-switchd in tl-sw (pid $SW_PID), log $LAB/switchd.log"
+note "tether-switchd in $NS_SW (pid $SW_PID), log $LAB/switchd.log"
 start_tetherd hostA "$NS_A"
 start_tetherd hostB "$NS_B"
-note "tetherd hostA in tl-hostA (pid ${TD_PID[hostA]}), log $LAB/tetherd-hostA.log"
-note "tetherd hostB in tl-hostB (pid ${TD_PID[hostB]}), log $LAB/tetherd-hostB.log"
+note "tetherd hostA in $NS_A (pid ${TD_PID[hostA]}), log $LAB/tetherd-hostA.log"
+note "tetherd hostB in $NS_B (pid ${TD_PID[hostB]}), log $LAB/tetherd-hostB.log"
 wait_for 10 "switchd's API" ctl switch status --socket "$SW_SOCK"
 wait_for 10 "tetherd hostA's API" ctl status --socket "$(host_sock hostA)"
 wait_for 10 "tetherd hostB's API" ctl status --socket "$(host_sock hostB)"
@@ -431,41 +451,133 @@ echo
 frame hostB hostA "$WEB_MAC1" 100 dropped "hostB sending as web-01"
 frame hostA hostB "$WEB_MAC1" 100 crossed "the real web-01 on hostA"
 
-# ---- 7. "migration": web-01 leaves hostA, arrives on hostB -----------------
+# ---- 7. live migration: web-01 leaves hostA for hostB ----------------------
 
-say "migration of web-01 from hostA to hostB (cold: stop, then start)"
-note "Live migration with pre-association arrives with issue 5. Today web-01"
-note "stops on hostA, then starts on hostB. The test driver reads a node file"
-note "only when a connection opens, so each step rewrites the files and"
-note "restarts the daemon that has to see the change."
-node "$LAB/hostA.xml"
-node "$LAB/hostB.xml" "db-01:$DB:$DB_MAC1" "web-01:$WEB:$WEB_MAC1,$WEB_MAC2"
-stop_pid "${TD_PID[hostA]}"
-start_tetherd hostA "$NS_A"
-note "web-01 stopped on hostA (tetherd hostA restarted, pid ${TD_PID[hostA]})"
-wait_for 20 "the switch dropping web-01 from swA" web_gone
-say "tetherctl switch vms (web-01 gone from swA)"
-ctl switch vms --socket "$SW_SOCK"
+# web_xml ID: web-01's domain XML as libvirt hands it to the hooks (live XML
+# with the domain id ID; the migrate hook's has none).
+web_xml() {
+  echo "<domain type='kvm'${1:+ id='$1'}><name>web-01</name><uuid>$WEB</uuid><memory>65536</memory><os><type>hvm</type></os><devices>"
+  echo "  <interface type='bridge'><mac address='$WEB_MAC1'/><source bridge='br0'/><model type='virtio'/></interface>"
+  echo "  <interface type='bridge'><mac address='$WEB_MAC2'/><source bridge='br0'/><model type='virtio'/></interface>"
+  echo "</devices></domain>"
+}
+web_xml >"$LAB/web-01.xml"
+web_xml 7 >"$LAB/web-01-live.xml"
+# hook_cmd HOST OP SUBOP [EXTRA]: the command line libvirt's qemu hook
+# script runs on HOST for web-01 (stdin: the domain XML).
+hook_cmd() {
+  local xml=$LAB/web-01-live.xml
+  [ "$2" = migrate ] && xml=$LAB/web-01.xml
+  printf 'TETHER_SOCKET=%s TETHER_SPOOL_DIR=%s %s qemu web-01 %s %s %s < %s' \
+    "$(host_sock "$1")" "$LAB/$1/spool" "$BINDIR/tether-hook" "$2" "$3" "${4:--}" "$xml"
+}
+hook() {
+  note "hook on $1: tether-hook qemu web-01 $2 $3 ${4:--}"
+  sh -c "$(hook_cmd "$@")" || fail "the $2 hook failed on $1"
+}
+# vifs_count HOST STATE N: HOST has N VIFs in STATE.
+vifs_count() { [ "$(vifs_in "$1" "$2")" -eq "$3" ]; }
+# placements LINE...: the switch's placement records (YAML lines).
+placements() {
+  printf '%s\n' "$@" >"$LAB/placements.yaml.tmp"
+  mv "$LAB/placements.yaml.tmp" "$LAB/placements.yaml"
+}
+# web_state PORT STATE: both of web-01's MACs on PORT in STATE.
+web_state() {
+  [ "$(switch_vms --port "$1" -o json | jq --arg s "$2" '[.[] | select(.state == $s and (.mac == "'"$WEB_MAC1"'" or .mac == "'"$WEB_MAC2"'"))] | length')" = 2 ]
+}
+# web_profile PORT: "profile/VID" of web-01's first MAC on PORT.
+web_profile() {
+  switch_vms --port "$1" -o json | jq -r '.[] | select(.mac == "'"$WEB_MAC1"'") | "\(.profile)/\(.vid)"'
+}
+# uplink_up HOST: HOST's uplink has a usable switch.
+uplink_up() {
+  [ "$(ctl status --socket "$(host_sock "$1")" -o json | jq '.sources[] | select(.name == "uplink eth0") | .connected')" = true ]
+}
+# stream FROM TO MODE: the started hook on FROM and a RARP then 2,000
+# frames from web-01's MAC into FROM's switch port, one every 0.5 ms,
+# counted on TO; prints the result and keeps the lost count in LOST[MODE].
+# pre-associate: the frames start when the hook returns (libvirt resumes
+# the guest only then, and tetherd answers only once the switch has); post-
+# move: they start with the hook (nothing holds the guest back, the
+# association follows what the agent sees).
+declare -A LOST
+stream() {
+  local out conc=
+  [ "$3" = post-move ] && conc=-concurrent
+  out=$("$LAB/l2probe" -stream 2000 -interval 500us -wait 300ms -after "$(hook_cmd "$1" started begin)" $conc \
+    "$NS-$1" "$NS-$2" "$WEB_MAC1" 100) || fail "l2probe: $out"
+  note "  $out"
+  LOST[$3]=$(sed -n 's/.* lost=\([0-9]*\) .*/\1/p' <<<"$out")
+  RARP=$(sed -n 's/.* rarp=\([a-z]*\) .*/\1/p' <<<"$out")
+}
 
+say "live migration of web-01 from hostA to hostB, with pre-association"
+note "hostB's tetherd back on its own libvirt view (hostB.xml, db-01 only)"
 write_tetherd hostB
 stop_pid "${TD_PID[hostB]}"
 start_tetherd hostB "$NS_B"
-note "web-01 started on hostB (tetherd hostB restarted on hostB.xml, pid ${TD_PID[hostB]})"
-stop_pid "$SW_PID"
-start_switchd
-note "tether-switchd restarted (pid $SW_PID) so that its VM manager reopens hostB.xml"
-wait_for 10 "switchd's API" ctl switch status --socket "$SW_SOCK"
-wait_for 25 "hostB's 3 VIFs verified" all_verified hostB 3
-wait_for 10 "the switch listing web-01 and db-01 on swB" web_on swB db_on swB
-wait_for 5 "the switch's LLDP neighbours hostA on swA, hostB on swB" neighbours
+wait_for 10 "hostB's VIF verified" all_verified hostB 1
+PROFILE_A=$(web_profile swA)
+note "web-01's profile on swA: $PROFILE_A"
+note "The switch's VM manager now reads placement records: hostB is the"
+note "destination of web-01's migration, hostA its source."
+placements "hostA:" "  - {uuid: $WEB, name: web-01, state: migrating-out, macs: [\"$WEB_MAC1\", \"$WEB_MAC2\"]}" \
+  "hostB:" "  - {uuid: $DB, name: db-01, state: running, macs: [\"$DB_MAC1\"]}" \
+  "  - {uuid: $WEB, name: web-01, state: migrating-in, macs: [\"$WEB_MAC1\", \"$WEB_MAC2\"]}"
+hook hostB migrate begin
+wait_for 5 "hostB's 2 web-01 VIFs pre-associated" vifs_count hostB pre-associated 2
+wait_for 5 "web-01's rule installed held back on swB" web_state swB pre-associated
+web_state swA associated || fail "web-01 no longer associated on swA while it still runs there"
+frame hostB hostA "$WEB_MAC1" 100 dropped "web-01 on hostB before it runs (rule held back)"
+hook hostB prepare begin
+hook hostB start begin
+note "started hook on hostB, then at once a RARP and 2,000 frames as web-01 from hostB:"
+stream hostB hostA pre-associate
+[ "$RARP" = true ] || fail "the RARP from web-01 on hostB did not reach hostA"
+[ "${LOST[pre-associate]}" = 0 ] || fail "${LOST[pre-associate]} frames lost after the migration with pre-association, want 0"
+wait_for 5 "web-01 associated on swB only" web_on swB
+hook hostA stopped end
+hook hostA release end
+PROFILE_B=$(web_profile swB)
+note "web-01's profile on swB: $PROFILE_B"
+[ "$PROFILE_A" = "$PROFILE_B" ] || fail "the profile at the destination ($PROFILE_B) differs from the source's ($PROFILE_A)"
+wait_for 10 "hostB's 3 VIFs verified" all_verified hostB 3
 say "tetherctl vifs (hostB)"
 ctl vifs --socket "$(host_sock hostB)"
 say "tetherctl switch vms (web-01 now on swB)"
 ctl switch vms --socket "$SW_SOCK"
-say "tetherctl switch ports"
-ctl switch ports --socket "$SW_SOCK"
 echo
 frame hostB hostA "$WEB_MAC1" 100 crossed "web-01, now verified on swB"
 frame hostA hostB "$WEB_MAC1" 100 dropped "web-01's MAC from its old host"
+
+# ---- 8. the same move back, post-move, for comparison ----------------------
+
+say "web-01 back to hostA, with tetherd in post-move mode (no pre-association)"
+note "libvirt's test driver reads hostA.xml only when tetherd connects:"
+note "hostA's tetherd restarts on a view without web-01, in post-move mode."
+node "$LAB/hostA.xml"
+write_tetherd hostA "$LAB/hostA.xml" post-move
+stop_pid "${TD_PID[hostA]}"
+start_tetherd hostA "$NS_A"
+wait_for 10 "hostA's uplink connected to the switch" uplink_up hostA
+wait_for 5 "the switch's LLDP neighbours hostA on swA, hostB on swB" neighbours
+placements "hostA:" "  - {uuid: $WEB, name: web-01, state: migrating-in, macs: [\"$WEB_MAC1\", \"$WEB_MAC2\"]}" \
+  "hostB:" "  - {uuid: $DB, name: db-01, state: running, macs: [\"$DB_MAC1\"]}" \
+  "  - {uuid: $WEB, name: web-01, state: migrating-out, macs: [\"$WEB_MAC1\", \"$WEB_MAC2\"]}"
+hook hostA migrate begin
+hook hostA prepare begin
+hook hostA start begin
+web_state swA pre-associated && fail "post-move pre-associated web-01 on swA"
+note "started hook on hostA and, at the same moment, a RARP and 2,000 frames as web-01 from hostA:"
+stream hostA hostB post-move
+hook hostB stopped end
+hook hostB release end
+wait_for 10 "web-01 associated on swA only" web_on swA
+wait_for 10 "hostA's 2 VIFs verified" all_verified hostA 2
+wait_for 10 "hostB's VIFs: db-01's only (web-01 de-associated by its stopped hook)" all_verified hostB 1
+
+say "frames lost after the migration, 2,000 sent at 1 per 0.5 ms as soon as the guest may run"
+printf '  %-28s %s\n' "pre-associate (hostA->hostB)" "${LOST[pre-associate]} lost" "post-move (hostB->hostA)" "${LOST[post-move]} lost"
 
 FAILED=0

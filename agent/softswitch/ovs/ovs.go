@@ -344,7 +344,6 @@ func desiredCols(p softswitch.Port) (portCols, ifaceCols) {
 
 // observed is one port as read from OVSDB.
 type observed struct {
-	bridge       ovsdb.UUID // the bridge holding the port ("" none)
 	port, iface  ovsdb.Row
 	portOnBridge bool
 }

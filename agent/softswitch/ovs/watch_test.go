@@ -18,17 +18,33 @@ func TestWatchRepairsDrift(t *testing.T) {
 	l.ensure(t, p)
 
 	ctx, cancel := context.WithCancel(l.ctx)
-	defer cancel()
 	repaired := make(chan []softswitch.Difference, 16)
 	dirty := make(chan string, 64)
 	watchErr := make(chan error, 1)
-	go func() { watchErr <- l.sw.Watch(ctx, func(port string) { dirty <- port }) }()
+	loopDone := make(chan struct{})
+	// The loop ends before the test does (it reports with t.Errorf).
+	defer func() { cancel(); <-loopDone }()
 	go func() {
+		watchErr <- l.sw.Watch(ctx, func(port string) {
+			select {
+			case dirty <- port:
+			case <-ctx.Done():
+			}
+		})
+	}()
+	watching := make(chan struct{}) // closed at Watch's first hint: the monitor is in place
+	go func() {
+		defer close(loopDone)
+		first := watching
 		for {
 			select {
 			case <-ctx.Done():
 				return
 			case port := <-dirty:
+				if port == "" && first != nil {
+					close(first)
+					first = nil
+				}
 				if port != vmPort && port != "" {
 					continue
 				}
@@ -40,12 +56,21 @@ func TestWatchRepairsDrift(t *testing.T) {
 					t.Errorf("reconcile Ensure: %v", err)
 					continue
 				}
-				repaired <- d
+				select {
+				case repaired <- d:
+				case <-ctx.Done():
+					return
+				}
 			}
 		}
 	}()
-	// Let the monitor's initial contents go by.
-	time.Sleep(200 * time.Millisecond)
+	select {
+	case <-watching:
+	case err := <-watchErr:
+		t.Fatalf("Watch: %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("Watch gave no first hint within 30s")
+	}
 
 	for _, tc := range []struct {
 		what  string

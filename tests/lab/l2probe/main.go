@@ -37,14 +37,28 @@ var magic = []byte("tether-lab-probe:")
 
 func main() {
 	wait := flag.Duration("wait", time.Second, "how long to wait for a frame to arrive")
+	stream := flag.Int("stream", 0, "stream mode: send a RARP then this many numbered frames, and count those that arrive (see stream.go)")
+	interval := flag.Duration("interval", 500*time.Microsecond, "stream mode: the gap between two frames")
+	after := flag.String("after", "", "stream mode: a shell command to run first; the RARP goes the moment it exits")
+	concurrent := flag.Bool("concurrent", false, "stream mode: start sending when the -after command starts, not when it exits")
 	flag.Usage = func() {
 		fmt.Fprintln(os.Stderr, "usage: l2probe [-wait 1s] FROM_NETNS TO_NETNS SRC_MAC VID")
+		fmt.Fprintln(os.Stderr, "       l2probe -stream N [-interval 500us] [-after CMD [-concurrent]] [-wait 1s] FROM_NETNS TO_NETNS SRC_MAC VID")
 		flag.PrintDefaults()
 	}
 	flag.Parse()
 	if flag.NArg() != 4 {
 		flag.Usage()
 		os.Exit(2)
+	}
+	if *stream > 0 {
+		res, err := streamProbe(flag.Arg(0), flag.Arg(1), flag.Arg(2), flag.Arg(3), *stream, *interval, *after, *concurrent, *wait)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "l2probe: %v\n", err)
+			os.Exit(2)
+		}
+		fmt.Println(res)
+		return
 	}
 	crossed, err := probe(flag.Arg(0), flag.Arg(1), flag.Arg(2), flag.Arg(3), *wait)
 	if err != nil {
@@ -143,6 +157,11 @@ func probe(from, to, srcMAC, vidText string, wait time.Duration) (bool, error) {
 // listenIn opens an AF_PACKET socket on eth0 of the named namespace; the
 // calling thread (locked) stays in that namespace.
 func listenIn(ns string, etherType uint16) (*rawsock.Socket, error) {
+	return listenInOpts(ns, etherType, rawsock.Options{Groups: [][6]byte{}})
+}
+
+// listenInOpts is listenIn with socket options.
+func listenInOpts(ns string, etherType uint16, opts rawsock.Options) (*rawsock.Socket, error) {
 	f, err := os.Open(filepath.Join("/run/netns", ns))
 	if err != nil {
 		return nil, err
@@ -151,7 +170,7 @@ func listenIn(ns string, etherType uint16) (*rawsock.Socket, error) {
 	if err := unix.Setns(int(f.Fd()), unix.CLONE_NEWNET); err != nil {
 		return nil, fmt.Errorf("enter network namespace %s: %w", ns, err)
 	}
-	s, err := rawsock.Listen("eth0", etherType, rawsock.Options{Groups: [][6]byte{}})
+	s, err := rawsock.Listen("eth0", etherType, opts)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", ns, err)
 	}

@@ -195,15 +195,26 @@ var frameID struct {
 // wait.
 func (l *Lab) Send(t testing.TB, mac [6]byte, vid uint16, wait time.Duration) bool {
 	t.Helper()
+	var tags [][2]uint16
+	if vid != 0 {
+		tags = append(tags, [2]uint16{0x8100, vid})
+	}
+	return l.SendTags(t, mac, tags, wait)
+}
+
+// SendTags is Send with the VLAN tags given, outer first, each a (TPID,
+// VID): {{0x88a8, 5}, {0x8100, 100}} is C-VID 100 inside S-VID 5.
+func (l *Lab) SendTags(t testing.TB, mac [6]byte, tags [][2]uint16, wait time.Duration) bool {
+	t.Helper()
 	frameID.Lock()
 	frameID.n++
 	id := frameID.n
 	frameID.Unlock()
 	f := []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
 	f = append(f, mac[:]...)
-	if vid != 0 {
-		f = binary.BigEndian.AppendUint16(f, 0x8100)
-		f = binary.BigEndian.AppendUint16(f, vid)
+	for _, tag := range tags {
+		f = binary.BigEndian.AppendUint16(f, tag[0])
+		f = binary.BigEndian.AppendUint16(f, tag[1])
 	}
 	f = binary.BigEndian.AppendUint16(f, EtherTypeTest)
 	f = append(f, testMagic...)
