@@ -173,7 +173,7 @@ func TestDecodeJSONGolden(t *testing.T) {
 		t.Fatalf("exit status %d, stderr %q", r.code, r.stderr)
 	}
 	golden(t, "tether.json.golden", r.stdout)
-	if want := "7 frames: 2 LLDP, 5 ECP, 0 other (skipped), 0 with errors\n"; r.stderr != want {
+	if want := "8 frames: 2 LLDP, 6 ECP, 0 other (skipped), 0 with errors\n"; r.stderr != want {
 		t.Errorf("stderr %q, want the summary %q", r.stderr, want)
 	}
 }

@@ -215,6 +215,10 @@ func tlvNode(t wire.TLV) TLV {
 			{"counter", t.Counter},
 			{"signature", hexString(t.Sig[:])},
 		}}
+	case *wire.TetherChannelBinding:
+		return TLV{Kind: "tether_channel_binding", Name: "tether Channel Binding", Fields: Fields{
+			{"svid", int(t.SVID)},
+		}}
 	case *wire.VSIManagerID:
 		return TLV{Kind: "vdp_manager_id", Name: "VDP VSI Manager ID", Fields: Fields{
 			{"id", t.String()},

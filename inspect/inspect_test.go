@@ -163,6 +163,83 @@ func TestDecodeCID(t *testing.T) {
 	}
 }
 
+// TestDecodeChannelBinding decodes the bridge's signed S-channel response:
+// the S-Tag, then the profile, the channel binding by name with its S-VID,
+// and the signature, in text and JSON; under a configured CID the binding
+// is typed only with that CID; a malformed binding fails the frame with
+// the binding's error and frame offset.
+func TestDecodeChannelBinding(t *testing.T) {
+	all, err := testframes.All()
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := all[len(all)-1]
+	if last.Name != "signed S-channel ASSOCIATE response" {
+		t.Fatalf("last test frame is %q", last.Name)
+	}
+	f := Decode(1, ts, last.Data, Options{})
+	if f == nil || f.Error != "" {
+		t.Fatalf("frame %+v", f)
+	}
+	if len(f.Tags) != 1 || f.Tags[0] != (Tag{TPID: "0x88a8", Kind: "s-tag", VID: 100}) {
+		t.Errorf("tags %+v, want one S-Tag of VID 100", f.Tags)
+	}
+	var kinds []string
+	for _, n := range f.TLVs {
+		kinds = append(kinds, n.Kind)
+	}
+	if want := "ecp vdp_manager_id vdp_associate tether_profile tether_channel_binding tether_signature"; strings.Join(kinds, " ") != want {
+		t.Errorf("TLV kinds %q, want %q", kinds, want)
+	}
+	var out bytes.Buffer
+	if err := WriteText(&out, f, TextOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "\n  tether Channel Binding: svid=100\n  tether Signature: key_id=") {
+		t.Errorf("text lacks the binding line before the signature:\n%s", out.String())
+	}
+	b, err := json.Marshal(f.TLVs[4])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `{"tlv":"tether_channel_binding","tlv_name":"tether Channel Binding","svid":100}`; string(b) != want {
+		t.Errorf("JSON %s, want %s", b, want)
+	}
+
+	// Under a configured CID.
+	cid := wire.OUI{0x0a, 0x12, 0x34}
+	p := testframes.SChannelAssociateResponse()
+	p.TetherCID = cid
+	pdu, err := p.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	frame := testframes.STag(testframes.Frame(wire.NearestCustomerBridge, testframes.BridgeMAC(), wire.EtherTypeECP, pdu), 100)
+	if f := Decode(1, ts, frame, Options{TetherCID: cid}); f == nil || f.Error != "" || f.TLVs[4].Kind != "tether_channel_binding" {
+		t.Errorf("with the CID: %+v", f)
+	}
+	if f := Decode(1, ts, frame, Options{}); f == nil || f.Error != "" || f.TLVs[4].Kind != "org" || f.TLVs[4].Name != "org 0a-12-34 subtype 5" {
+		t.Errorf("without the CID: %+v", f)
+	}
+
+	// A binding for S-VID 0: the ECP header is at frame offset 18 (after
+	// the S-Tag), the binding's information string 6 bytes into its TLV.
+	pdu, err = testframes.SChannelAssociateResponse().MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := bytes.Index(pdu, []byte{0xfe, 0x06, 0x7a, 0x7e, 0x71, 0x05, 0x00, 0x64})
+	if i < 0 {
+		t.Fatalf("no binding TLV in % x", pdu)
+	}
+	pdu[i+7] = 0
+	f = Decode(1, ts, testframes.STag(testframes.Frame(wire.NearestCustomerBridge, testframes.BridgeMAC(), wire.EtherTypeECP, pdu), 100), Options{})
+	want := "tether Channel Binding at offset " + itoa(i+6) + ": invalid value: S-VID 0 out of range 1-4094 (frame offset " + itoa(18+i+6) + ")"
+	if f == nil || f.Error != want {
+		t.Errorf("malformed binding: %+v, want error %q", f, want)
+	}
+}
+
 func TestDecodeECPPayload(t *testing.T) {
 	p := &wire.ECPDU{Op: wire.ECPRequest, Subtype: wire.ECPSubtypePECSP, Sequence: 9, Payload: []byte{1, 2, 3}}
 	pdu, err := p.MarshalBinary()
@@ -299,7 +376,7 @@ func TestEveryNode(t *testing.T) {
 	}
 	for _, k := range []string{"chassis_id", "port_id", "ttl", "system_name", "system_description", "port_description",
 		"system_capabilities", "management_address", "evb", "cdcp", "ets_configuration", "ets_recommendation", "pfc", "app",
-		"tether_capability", "tether_inventory", "tether_profile", "tether_signature", "org", "ecp", "vdp_manager_id",
+		"tether_capability", "tether_inventory", "tether_profile", "tether_signature", "tether_channel_binding", "org", "ecp", "vdp_manager_id",
 		"vdp_pre_associate", "vdp_associate", "vdp_de_associate"} {
 		if !kinds[k] {
 			t.Errorf("no test frame has a %s node", k)

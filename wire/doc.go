@@ -3,7 +3,7 @@
 // specific TLVs (DCBX ETS/PFC/APP, EVB, CDCP), the Edge Control Protocol
 // (IEEE 802.1Qbg-2012 clause 43) and its VSI Discovery Protocol TLVs
 // (clause 41), and tether's own organizationally specific TLVs (capability,
-// inventory digest, profile, signature).
+// inventory digest, profile, signature, channel binding).
 //
 // The package does no I/O and keeps no state. Every type has MarshalBinary and
 // UnmarshalBinary; encoders also have an append form (AppendBinary) that

@@ -188,7 +188,7 @@ func TestVSIManagerID(t *testing.T) {
 // the org TLV path under a non-default CID.
 func TestVDPDUStandalone(t *testing.T) {
 	cid := OUI{0x1a, 0x2b, 0x3c}
-	in := append(ecpHex(t, ecpAssoc)[4:], ecpHex(t, "fe06 1a2b3c 05 abcd")...)
+	in := append(ecpHex(t, ecpAssoc)[4:], ecpHex(t, "fe06 1a2b3c 05 0abc")...)
 	var d VDPDU
 	if err := d.Decode(in, cid); err != nil {
 		t.Fatal(err)

@@ -216,6 +216,35 @@ func DeassociateRefused() *wire.ECPDU {
 	}}}
 }
 
+// SChannel is the S-channel the S-channel frames travel on: CDCP's
+// second channel (SCID 2, S-VID 100).
+func SChannel() wire.SChannel { return CDCP().Channels[1] }
+
+// Binding is the channel binding TLV of SChannel.
+func Binding() *wire.TetherChannelBinding {
+	return &wire.TetherChannelBinding{SVID: SChannel().SVID}
+}
+
+// SChannelAssociateResponse is AssociateResponse as the bridge sends it on
+// SChannel, sequence 302: the profile, then the channel binding, which
+// the signature follows once signed.
+func SChannelAssociateResponse() *wire.ECPDU {
+	p := AssociateResponse()
+	p.Sequence = 302
+	p.VDP.TLVs = append(p.VDP.TLVs, Binding())
+	return p
+}
+
+// STag returns frame with an 802.1ad S-Tag (TPID 0x88a8, PCP 0, VID vid)
+// inserted after the source MAC address, as the frame of an S-channel is
+// on the wire.
+func STag(frame []byte, vid uint16) []byte {
+	b := make([]byte, 0, len(frame)+4)
+	b = append(b, frame[:12]...)
+	b = append(b, 0x88, 0xa8, byte(vid>>8)&0x0f, byte(vid))
+	return append(b, frame[12:]...)
+}
+
 // Ack is the bridge's ECP ACK of sequence 7.
 func Ack() *wire.ECPDU {
 	return &wire.ECPDU{Op: wire.ECPAck, Subtype: wire.ECPSubtypeVDP, Sequence: 7}
@@ -291,7 +320,8 @@ type Named struct {
 // All returns the full set of test frames, in the order a session would
 // produce them: the station's LLDPDU (plain, then signed), the ASSOCIATE
 // request and its ACK, the bridge's response with profile, a refused
-// DE-ASSOCIATE and a signed ASSOCIATE request.
+// DE-ASSOCIATE, a signed ASSOCIATE request, and the bridge's signed
+// response on SChannel (S-Tagged, with the channel binding).
 func All() ([]Named, error) {
 	st, br := StationMAC(), BridgeMAC()
 	ncb := wire.NearestCustomerBridge
@@ -337,6 +367,17 @@ func All() ([]Named, error) {
 	}
 	b, err = Sign(ncb, st, wire.EtherTypeECP, pdu, 1002)
 	if err := add("signed ASSOCIATE request", b, err); err != nil {
+		return nil, err
+	}
+	pdu, err = SChannelAssociateResponse().MarshalBinary()
+	if err != nil {
+		return nil, fmt.Errorf("encoding ECPDU: %w", err)
+	}
+	b, err = Sign(ncb, br, wire.EtherTypeECP, pdu, 1003)
+	if err == nil {
+		b = STag(b, SChannel().SVID)
+	}
+	if err := add("signed S-channel ASSOCIATE response", b, err); err != nil {
 		return nil, err
 	}
 	return out, nil

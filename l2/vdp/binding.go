@@ -17,76 +17,53 @@ import (
 // its own counters and replay window ("eth0/svid=5"), but a frame signed
 // for one S-channel and sent on another would still verify there. A VDP
 // frame of an S-channel therefore carries one more of tether's org TLVs
-// before the signature, the channel binding (subtype
-// TetherSubtypeChannelBinding, two bytes: the S-VID), so the S-VID is in
-// the signed region: BindingSigner adds it, BindingVerifier refuses a frame
-// whose binding is missing or names another S-VID before the signature and
-// counter are checked (a frame of another channel cannot move this
-// channel's replay window).
-
-// TetherSubtypeChannelBinding is the subtype of the channel binding TLV
-// under tether's Company ID (after wire's capability 1, inventory 2,
-// profile 3 and signature 4).
-const TetherSubtypeChannelBinding uint8 = 5
+// before the signature, the channel binding (wire.TetherChannelBinding:
+// the S-VID), so the S-VID is in the signed region: BindingSigner adds it,
+// BindingVerifier refuses a frame whose binding is missing or names
+// another S-VID before the signature and counter are checked (a frame of
+// another channel cannot move this channel's replay window).
 
 // ErrChannelBinding means a signed frame of an S-channel carries no channel
 // binding, or one for another S-channel.
 var ErrChannelBinding = errors.New("vdp: S-channel binding missing or for another S-channel")
 
-// bindingTLVLen is the size of the binding TLV: header 2, CID 3, subtype 1,
-// S-VID 2.
-const bindingTLVLen = 8
-
-// endOffset returns the offset of the End TLV (or the end) of the VDP TLVs
-// of an untagged ECP frame, and the S-VID of a channel binding under cid
-// found before it (0 when none).
-func endOffset(frame []byte, cid wire.OUI) (end int, svid uint16, err error) {
-	const start = wire.SignedHeaderLen + 4 // Ethernet header, ECP header
-	if len(frame) < start || binary.BigEndian.Uint16(frame[12:14]) != wire.EtherTypeECP {
-		return 0, 0, fmt.Errorf("vdp: channel binding: not an untagged ECP frame (%d bytes)", len(frame))
+// ecpPDU returns the ECPDU of an untagged ECP frame: the bytes after the
+// EtherType.
+func ecpPDU(frame []byte) ([]byte, error) {
+	if len(frame) < wire.SignedHeaderLen || binary.BigEndian.Uint16(frame[12:14]) != wire.EtherTypeECP {
+		return nil, fmt.Errorf("vdp: channel binding: not an untagged ECP frame (%d bytes)", len(frame))
 	}
-	off := start
-	for off < len(frame) && frame[off]>>1 != 0 {
-		if len(frame)-off < 2 {
-			return 0, 0, fmt.Errorf("vdp: channel binding: TLV header cut at offset %d", off)
-		}
-		typ, length := frame[off]>>1, int(binary.BigEndian.Uint16(frame[off:])&0x1ff)
-		if length > len(frame)-off-2 {
-			return 0, 0, fmt.Errorf("vdp: channel binding: TLV of type %d at offset %d overruns the frame", typ, off)
-		}
-		if typ == 127 && length == bindingTLVLen-2 && wire.OUI(frame[off+2:off+5]) == cid && frame[off+5] == TetherSubtypeChannelBinding {
-			svid = binary.BigEndian.Uint16(frame[off+6:]) & 0x0fff
-		}
-		off += 2 + length
-	}
-	return off, svid, nil
+	return frame[wire.SignedHeaderLen:], nil
 }
 
-// cidOr returns cid, or wire.DefaultCID for the zero value.
-func cidOr(cid wire.OUI) wire.OUI {
-	if cid == (wire.OUI{}) {
-		return wire.DefaultCID
-	}
-	return cid
-}
-
-// BindingSigner wraps sign, the signing hook of S-channel svid, so that
-// each frame gets the channel binding TLV (under cid, zero meaning
-// wire.DefaultCID) before it is signed.
+// BindingSigner wraps sign, the signing hook of S-channel svid (1-4094),
+// so that each frame gets the channel binding TLV (under cid, zero meaning
+// wire.DefaultCID) where its signature will go, before it is signed. A
+// frame that is already bound or signed is refused.
 func BindingSigner(sign ecp.SignFunc, cid wire.OUI, svid uint16) ecp.SignFunc {
-	cid = cidOr(cid)
 	return func(ctx context.Context, frame []byte) ([]byte, error) {
-		end, _, err := endOffset(frame, cid)
+		pdu, err := ecpPDU(frame)
 		if err != nil {
 			return frame, err
 		}
-		b := make([]byte, 0, len(frame)+bindingTLVLen)
-		b = append(b, frame[:end]...)
-		b = binary.BigEndian.AppendUint16(b, 127<<9|(bindingTLVLen-2))
-		b = append(b, cid[0], cid[1], cid[2], TetherSubtypeChannelBinding)
-		b = binary.BigEndian.AppendUint16(b, svid&0x0fff)
-		b = append(b, frame[end:]...)
-		return sign(ctx, b)
+		off, bound, err := wire.FindChannelBinding(pdu, cid)
+		switch {
+		case err != nil:
+			return frame, fmt.Errorf("vdp: channel binding: %w", err)
+		case off >= 0:
+			return frame, fmt.Errorf("vdp: channel binding: the frame is already bound to S-channel %d", bound.SVID)
+		}
+		end, _, err := wire.SignatureInsertOffset(pdu, wire.PDUKindECP, cid)
+		if err != nil {
+			return frame, fmt.Errorf("vdp: channel binding: %w", err)
+		}
+		end += wire.SignedHeaderLen
+		b := make([]byte, 0, len(frame)+wire.ChannelBindingTLVLen)
+		b, err = wire.AppendChannelBinding(append(b, frame[:end]...), cid, svid)
+		if err != nil {
+			return frame, fmt.Errorf("vdp: channel binding: %w", err)
+		}
+		return sign(ctx, append(b, frame[end:]...))
 	}
 }
 
@@ -95,15 +72,24 @@ func BindingSigner(sign ecp.SignFunc, cid wire.OUI, svid uint16) ecp.SignFunc {
 // verify runs; an unsigned frame goes to verify as it is (the signing
 // policy decides on it). svid 0 is the default S-channel, whose frames
 // carry no binding: a signed frame bound to an S-channel is refused there.
+// A frame whose binding is malformed (wire.FindChannelBinding's errors) is
+// refused, signed or not.
 func BindingVerifier(verify VerifyFunc, cid wire.OUI, svid uint16) VerifyFunc {
-	cid = cidOr(cid)
 	return func(ctx context.Context, frame []byte) (identity.Verified, error) {
-		_, got, err := endOffset(frame, cid)
+		pdu, err := ecpPDU(frame)
 		if err != nil {
 			return identity.Verified{}, err
 		}
+		off, bound, err := wire.FindChannelBinding(pdu, cid)
+		if err != nil {
+			return identity.Verified{}, fmt.Errorf("vdp: channel binding: %w", err)
+		}
+		var got uint16 // 0: no binding
+		if off >= 0 {
+			got = bound.SVID
+		}
 		if got != svid {
-			if _, _, serr := wire.FindSignature(frame[wire.SignedHeaderLen:], wire.PDUKindECP, cid); serr == nil {
+			if _, _, serr := wire.FindSignature(pdu, wire.PDUKindECP, cid); serr == nil {
 				switch {
 				case got == 0:
 					return identity.Verified{}, fmt.Errorf("%w: a signed frame on S-channel %d without binding", ErrChannelBinding, svid)

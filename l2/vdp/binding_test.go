@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/binary"
 	"errors"
+	"reflect"
 	"testing"
 
 	"github.com/tether-net/tether/identity"
@@ -77,7 +78,7 @@ func TestChannelBinding(t *testing.T) {
 	for i := range 5 { // counters 1 to 5 on S-channel 5
 		f5 = sign5(vdpFrame(t, uint16(i)))
 	}
-	want := []byte{127<<1 | 0, 6, 0x7a, 0x7e, 0x71, vdp.TetherSubtypeChannelBinding, 0, 5}
+	want := []byte{127<<1 | 0, 6, 0x7a, 0x7e, 0x71, wire.TetherSubtypeChannelBinding, 0, 5}
 	i := bytes.Index(f5, want)
 	_, sigOff, err := func() (int, int, error) {
 		off, _, err := wire.FindSignature(f5[wire.SignedHeaderLen:], wire.PDUKindECP, wire.OUI{})
@@ -89,6 +90,9 @@ func TestChannelBinding(t *testing.T) {
 	var d wire.ECPDU
 	if err := d.UnmarshalBinary(f5[wire.SignedHeaderLen:]); err != nil {
 		t.Fatalf("the bound frame does not decode: %v", err)
+	}
+	if tlvs := d.VDP.TLVs; len(tlvs) != 4 || !reflect.DeepEqual(tlvs[2], &wire.TetherChannelBinding{SVID: 5}) {
+		t.Fatalf("the bound frame's VDP TLVs %#v: want manager ID, VSI, the typed binding of S-VID 5, signature", tlvs)
 	}
 	if got, err := ver5(ctx, f5); err != nil || got.Counter != 5 {
 		t.Fatalf("S-channel 5 frame on S-channel 5: %+v %v", got, err)
@@ -132,6 +136,10 @@ func TestChannelBindingMalformed(t *testing.T) {
 	lldp[12], lldp[13] = 0x88, 0xcc
 	overrun := append(bytes.Clone(good[:18]), 0x02, 0x40) // type 1, length 64, nothing after
 	cut := append(bytes.Clone(good[:18]), 0x02)
+	end := len(good) - 2 // the End TLV
+	bound := func(info ...byte) []byte {
+		return append(append(bytes.Clone(good[:end]), 0xfe, byte(4+len(info)), 0x7a, 0x7e, 0x71, 5), append(info, 0, 0)...)
+	}
 	for _, c := range []struct {
 		name  string
 		frame []byte
@@ -139,8 +147,15 @@ func TestChannelBindingMalformed(t *testing.T) {
 	}{
 		{"short", good[:10], "vdp: channel binding: not an untagged ECP frame (10 bytes)"},
 		{"LLDP", lldp, "vdp: channel binding: not an untagged ECP frame (" + itoa(int64(len(lldp))) + " bytes)"},
-		{"TLV overrun", overrun, "vdp: channel binding: TLV of type 1 at offset 18 overruns the frame"},
-		{"TLV header cut", cut, "vdp: channel binding: TLV header cut at offset 18"},
+		{"no ECP header", good[:16], "vdp: channel binding: ECP header at offset 0: truncated: need 4 bytes, have 2"},
+		{"TLV overrun", overrun, "vdp: channel binding: ECPDU TLV type 1 at offset 4: truncated: need 66 bytes, have 2"},
+		{"TLV header cut", cut, "vdp: channel binding: ECPDU TLV header at offset 4: truncated: need 2 bytes, have 1"},
+		{"binding S-VID 0", bound(0, 0), "vdp: channel binding: tether Channel Binding at offset " + itoa(int64(end-14+6)) +
+			": invalid value: S-VID 0 out of range 1-4094"},
+		{"binding reserved bits", bound(0x80, 5), "vdp: channel binding: tether Channel Binding at offset " + itoa(int64(end-14+6)) +
+			": invalid value: reserved bits 0x8 above the S-VID are set"},
+		{"binding too long", bound(0, 5, 0), "vdp: channel binding: tether Channel Binding at offset " + itoa(int64(end-14+6)) +
+			": inconsistent length: information string is 3 bytes, want 2"},
 	} {
 		if _, err := vdp.BindingSigner(noop, wire.OUI{}, 5)(ctx, c.frame); err == nil || err.Error() != c.want {
 			t.Errorf("%s: signer: %v, want %q", c.name, err, c.want)
@@ -148,6 +163,50 @@ func TestChannelBindingMalformed(t *testing.T) {
 		v := vdp.BindingVerifier(func(context.Context, []byte) (identity.Verified, error) { return identity.Verified{}, nil }, wire.OUI{}, 5)
 		if _, err := v(ctx, c.frame); err == nil || err.Error() != c.want {
 			t.Errorf("%s: verifier: %v, want %q", c.name, err, c.want)
+		}
+	}
+}
+
+// TestBindingSignerRefuses: frames the signer must not bind, with their
+// exact errors; the inner signing hook is not called.
+func TestBindingSignerRefuses(t *testing.T) {
+	ctx := context.Background()
+	key, err := identity.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := identity.NewSigner(key, &identity.MemoryCounterStore{}, identity.SignerOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	boundFrame, err := vdp.BindingSigner(func(_ context.Context, f []byte) ([]byte, error) { return f, nil }, wire.OUI{}, 5)(ctx, vdpFrame(t, 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	signed, err := vdp.IdentitySigner(signer, "eth0")(ctx, vdpFrame(t, 2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sigOff, _, err := wire.FindSignature(signed[wire.SignedHeaderLen:], wire.PDUKindECP, wire.OUI{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	end := len(vdpFrame(t, 3)) - 2 // where the binding goes: the End TLV
+	for _, c := range []struct {
+		name  string
+		frame []byte
+		svid  uint16
+		want  string
+	}{
+		{"already bound", boundFrame, 5, "vdp: channel binding: the frame is already bound to S-channel 5"},
+		{"already signed", signed, 5, "vdp: channel binding: tether Signature at offset " + itoa(int64(sigOff)) + ": invalid value: ECPDU is already signed"},
+		{"S-VID 0", vdpFrame(t, 3), 0, "vdp: channel binding: tether Channel Binding at offset " + itoa(int64(end+6)) + ": invalid value: S-VID 0 out of range 1-4094"},
+		{"S-VID 4095", vdpFrame(t, 3), 4095, "vdp: channel binding: tether Channel Binding at offset " + itoa(int64(end+6)) + ": invalid value: S-VID 4095 out of range 1-4094"},
+	} {
+		called := false
+		s := vdp.BindingSigner(func(_ context.Context, f []byte) ([]byte, error) { called = true; return f, nil }, wire.OUI{}, c.svid)
+		if _, err := s(ctx, c.frame); err == nil || err.Error() != c.want || called {
+			t.Errorf("%s: %v (inner hook called: %v), want %q", c.name, err, called, c.want)
 		}
 	}
 }

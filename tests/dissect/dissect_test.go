@@ -34,6 +34,7 @@ const (
 	frameAssocResponse
 	frameDeassocRefused
 	frameSignedAssoc
+	frameSChannelResponse
 	frameCount
 )
 
@@ -354,6 +355,7 @@ func TestTsharkECPVDP(t *testing.T) {
 		{testframes.AssociateResponse(), frameAssocResponse, 1},
 		{testframes.DeassociateRefused(), frameDeassocRefused, 0},
 		{testframes.AssociateRequest(), frameSignedAssoc, 1},
+		{testframes.SChannelAssociateResponse(), frameSChannelResponse, 3},
 	} {
 		p := pkts[w.idx]
 		t.Run(fmt.Sprintf("frame%d", w.idx+1), func(t *testing.T) {
@@ -426,8 +428,9 @@ func TestSignatures(t *testing.T) {
 	}{
 		{frameSignedLLDP, wire.PDUKindLLDP, 1001},
 		{frameSignedAssoc, wire.PDUKindECP, 1002},
+		{frameSChannelResponse, wire.PDUKindECP, 1003},
 	} {
-		frame := frames[c.idx].Data
+		frame := untag(frames[c.idx].Data)
 		pdu := frame[wire.SignedHeaderLen:]
 		sigOff, sig, err := wire.FindSignature(pdu, c.kind, wire.OUI{})
 		if err != nil {
@@ -435,6 +438,14 @@ func TestSignatures(t *testing.T) {
 		}
 		if sig.KeyID != keyID || sig.Counter != c.counter {
 			t.Errorf("frame %d: key ID %x counter %d, want %x %d", c.idx+1, sig.KeyID, sig.Counter, keyID, c.counter)
+		}
+		if c.idx == frameSChannelResponse {
+			// The channel binding ends where the signature TLV starts:
+			// inside the signed region.
+			off, b, err := wire.FindChannelBinding(pdu, wire.OUI{})
+			if err != nil || off+wire.ChannelBindingTLVLen != sigOff || b.SVID != testframes.SChannel().SVID {
+				t.Errorf("frame %d: binding at %d (%+v, %v), signature at %d", c.idx+1, off, b, err, sigOff)
+			}
 		}
 		msg := frame[:wire.SignedMessageLen(sigOff)]
 		if !ed25519.Verify(pub, msg, sig.Sig[:]) {
@@ -472,6 +483,79 @@ func TestSignatures(t *testing.T) {
 				t.Errorf("frame %d: tshark's VDP TLV lengths %q, want the last to be the signature TLV's %d", c.idx+1, lens, 4+wire.SignatureInfoLen)
 			}
 		}
+	}
+}
+
+// untag returns frame without its 802.1ad S-Tag, if it has one, as the
+// receiving kernel hands an S-channel's frames to a socket (and as the
+// signature covers them).
+func untag(frame []byte) []byte {
+	if len(frame) < 18 || binary.BigEndian.Uint16(frame[12:14]) != 0x88a8 {
+		return frame
+	}
+	return append(bytes.Clone(frame[:12]), frame[16:]...)
+}
+
+// payloadOffset is where the EtherType's payload starts in frame: after
+// the Ethernet header and an S-Tag, if any.
+func payloadOffset(frame []byte) int {
+	if len(frame) >= 18 && binary.BigEndian.Uint16(frame[12:14]) == 0x88a8 {
+		return 18
+	}
+	return 14
+}
+
+// TestDissectChannelBinding checks the bridge's signed S-channel response
+// as the dissectors see it: tshark and tcpdump read the S-Tag (S-VID 100)
+// and, around the channel binding (an org TLV they do not know), every
+// VDP TLV boundary where tether put it: manager ID, VSI, profile, binding,
+// signature; tcpdump's payload bytes are the encoder's, with the binding
+// TLV right before the signature TLV.
+func TestDissectChannelBinding(t *testing.T) {
+	path, frames := capture(t)
+	frame := frames[frameSChannelResponse].Data
+	svid := testframes.SChannel().SVID
+	if b := testframes.Binding(); b.SVID != svid || svid != 100 {
+		t.Fatalf("binding %+v, S-channel %d", b, svid)
+	}
+	p := tshark(t, path)[frameSChannelResponse]
+	checkEq(t, "S-Tag VID", p.one(t, "ieee8021ad.id"), itoa(svid))
+	checkEq(t, "S-Tag PCP", p.one(t, "ieee8021ad.priority"), "0")
+	checkList(t, "VDP TLV types", p.all("vdp21.tlvtype"), []string{"5", itoa(wire.VSIAssociate), "127", "127", "127"})
+	checkList(t, "VDP TLV lengths", p.all("vdp21.tlvlen"), []string{"16", "33",
+		itoa(4 + len(orgInfo(t, testframes.Profile()))), itoa(4 + wire.TetherChannelBindingLen), itoa(4 + wire.SignatureInfoLen)})
+	cid := int(wire.DefaultCID[0])<<16 | int(wire.DefaultCID[1])<<8 | int(wire.DefaultCID[2])
+	checkList(t, "VDP org TLV OUIs", p.all("vdp21.org_oui"), []string{itoa(cid), itoa(cid), itoa(cid)})
+	if !slices.Contains(p.protos, "ieee8021ad") || !slices.Contains(p.protos, "ecp21") {
+		t.Errorf("tshark's protocols %q lack ieee8021ad or ecp21", p.protos)
+	}
+
+	out := run(t, "tcpdump", "-n", "-e", "-v", "-r", path)
+	var dump string
+	for _, f := range strings.SplitAfter(string(out), "\n") {
+		if strings.HasPrefix(f, "03:30:00.007000 ") {
+			dump = f
+		} else if dump != "" && (strings.HasPrefix(f, "\t") || strings.HasPrefix(f, " ")) {
+			dump += f
+		} else if dump != "" {
+			break
+		}
+	}
+	want := fmt.Sprintf("ethertype 802.1Q-QinQ (0x88a8), length %d: vlan %d, p 0, ethertype Unknown (0x8940)", len(frame), svid)
+	if !strings.Contains(dump, want) {
+		t.Fatalf("tcpdump -e printed %q, want it to contain %q", dump, want)
+	}
+	hexdump := hexLines(dump)
+	if pdu := hex.EncodeToString(frame[18:]); hexdump != pdu {
+		t.Errorf("tcpdump's payload %s, want %s", hexdump, pdu)
+	}
+	bind, err := testframes.Binding().MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sigHead := hex.EncodeToString(append([]byte{0xfe, 0x54}, append(wire.DefaultCID[:], wire.TetherSubtypeSignature)...))
+	if !strings.Contains(hexdump, hex.EncodeToString(bind)+sigHead) {
+		t.Errorf("tcpdump's payload %s lacks the binding %x right before the signature TLV %s", hexdump, bind, sigHead)
 	}
 }
 
@@ -593,13 +677,13 @@ func TestTcpdumpLLDP(t *testing.T) {
 func TestTcpdumpECP(t *testing.T) {
 	path, frames := capture(t)
 	dumps := tcpdump(t, path)
-	for _, idx := range []int{frameAssocRequest, frameAck, frameAssocResponse, frameDeassocRefused, frameSignedAssoc} {
+	for _, idx := range []int{frameAssocRequest, frameAck, frameAssocResponse, frameDeassocRefused, frameSignedAssoc, frameSChannelResponse} {
 		want := fmt.Sprintf("ethertype Unknown (0x8940), length %d", len(frames[idx].Data))
 		if !strings.Contains(dumps[idx], want) {
 			t.Errorf("frame %d: tcpdump printed %q, want it to contain %q", idx+1, dumps[idx], want)
 		}
 		// The hex dump is the ECPDU: header then VDP TLVs.
-		if got, pdu := hexLines(dumps[idx]), hex.EncodeToString(frames[idx].Data[14:]); got != pdu {
+		if got, pdu := hexLines(dumps[idx]), hex.EncodeToString(frames[idx].Data[payloadOffset(frames[idx].Data):]); got != pdu {
 			t.Errorf("frame %d: tcpdump's payload %s, want %s", idx+1, got, pdu)
 		}
 	}
