@@ -52,6 +52,30 @@ type SourceStatus struct {
 	LastError string `json:"last_error,omitempty"`
 	// Events counts the events this source delivered.
 	Events uint64 `json:"events"`
+	// VNICs are the vNICs the source configures (the datapath's SR-IOV
+	// VFs and NIC partitions), each with its state; empty for the others.
+	VNICs []VNICStatus `json:"vnics,omitempty"`
+}
+
+// VNICStatus is the state of one vNIC tetherd configures itself.
+type VNICStatus struct {
+	// VIF is the vNIC's MAC address.
+	VIF string `json:"vif"`
+	// Kind is "vf" (an SR-IOV virtual function) or "partition" (an
+	// 802.1ad S-Tag device on the uplink).
+	Kind string `json:"kind"`
+	// Device names the vNIC's device: "PF/vfN" for a VF, the S-Tag
+	// device (and "+" the C-VLAN device on top) for a partition.
+	Device string `json:"device,omitempty"`
+	// State is "ok", "pending" (not read back yet), "drifted" (differs
+	// from the desired state and datapath.drift is report-only) or
+	// "error".
+	State string `json:"state"`
+	// Drift lists how the device differs from the desired state.
+	Drift []string `json:"drift,omitempty"`
+	// LastError is the last failure to configure it, empty after a
+	// success.
+	LastError string `json:"last_error,omitempty"`
 }
 
 // VM is one virtual machine as the inventory knows it.

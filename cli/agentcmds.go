@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -120,11 +121,35 @@ func newStatusCommand(s *Streams) *cobra.Command {
 				}
 				rows = append(rows, []string{src.Name, c, fmt.Sprint(src.Events), dash(src.LastError)})
 			}
-			return table(s.Out, []string{"SOURCE", "STATE", "EVENTS", "LAST ERROR"}, rows)
+			if err := table(s.Out, []string{"SOURCE", "STATE", "EVENTS", "LAST ERROR"}, rows); err != nil {
+				return err
+			}
+			return vnicTable(s.Out, st.Sources)
 		},
 	}
 	f.register(cmd)
 	return cmd
+}
+
+// vnicTable lists the vNICs the sources configure (the datapath's VFs and
+// partitions) with their state and, for a drifted or failed one, how it
+// differs or why it failed; nothing when there are none.
+func vnicTable(w io.Writer, srcs []api.SourceStatus) error {
+	var rows [][]string
+	for _, src := range srcs {
+		for _, v := range src.VNICs {
+			why := strings.Join(v.Drift, "; ")
+			if v.LastError != "" {
+				why = strings.Join(slices.DeleteFunc([]string{why, v.LastError}, func(s string) bool { return s == "" }), "; ")
+			}
+			rows = append(rows, []string{v.VIF, v.Kind, dash(v.Device), v.State, dash(why)})
+		}
+	}
+	if len(rows) == 0 {
+		return nil
+	}
+	fmt.Fprintln(w)
+	return table(w, []string{"VNIC", "KIND", "DEVICE", "STATE", "DRIFT OR LAST ERROR"}, rows)
 }
 
 func newVMsCommand(s *Streams) *cobra.Command {

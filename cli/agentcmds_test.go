@@ -55,6 +55,9 @@ func TestAgentCommands(t *testing.T) {
 	if r.code != 0 || !strings.Contains(r.stdout, "tetherd 1.2.3 on ") || !strings.Contains(r.stdout, "inventory: 1 VMs, 2 VIFs, generation 2") {
 		t.Fatalf("status: %+v", r)
 	}
+	if strings.Contains(r.stdout, "VNIC") {
+		t.Errorf("status shows a vNIC table without vNICs:\n%s", r.stdout)
+	}
 
 	r = tetherctl(t, nil, "vms", "--socket", sock)
 	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")

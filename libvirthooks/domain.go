@@ -121,7 +121,7 @@ func domainVIF(pos int, x *interfaceXML) (v VIF, ok bool, err error) {
 	where := func(what string) string { return fmt.Sprintf("devices/interface[%d] %s", pos, what) }
 	src := x.lv.Source
 	if x.typ == "hostdev" && (src == nil || src.Hostdev == nil) {
-		return VIF{}, false, &XMLError{Doc: doc, Where: where("<source>"), Kind: ErrInvalidHostdev, Err: errNoHostdevSource}
+		return VIF{}, false, &XMLError{Doc: doc, Where: where("<source><address>"), Kind: ErrInvalidHostdev, Err: errNoHostdevSource}
 	}
 	if src == nil {
 		return VIF{}, false, nil

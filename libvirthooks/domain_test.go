@@ -3,6 +3,7 @@ package libvirthooks
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"os"
 	"reflect"
 	"strings"
@@ -62,8 +63,8 @@ func TestParseDomain4NICs(t *testing.T) {
 			{
 				Position: 4, Type: "hostdev", Kind: KindSRIOVVF,
 				MAC: "52:54:00:a1:00:04", Alias: "hostdev0",
-				PCIAddress: "0000:3b:10.2",
-				PortGroup:  "storage", STag: 200,
+				HostDev: "0000:3b:10.2", PCIAddress: "0000:3b:10.2",
+				PortGroup: "storage", STag: 200,
 				CVID: 100, VLANTags: []VLANTag{{ID: 100}},
 				Labels: []string{"iscsi", "backup"},
 			},
@@ -76,6 +77,33 @@ func TestParseDomain4NICs(t *testing.T) {
 				t.Errorf("VIF %d\n got: %+v\nwant: %+v", i, got.VIFs[i], want.VIFs[i])
 			}
 		}
+	}
+}
+
+// TestParseDomainSRIOV: an <interface type='hostdev'> is an SR-IOV VF
+// whose host device is its PCI address, in the form agent/datapath's VF
+// resolver looks up in /sys/bus/pci/devices; a <hostdev> without an
+// <interface> is not a vNIC.
+func TestParseDomainSRIOV(t *testing.T) {
+	got, err := ParseDomain(readTestdata(t, "domain-sriov.xml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Domain{
+		UUID: "6f1c2a3b-4d5e-4f60-8a7b-9c0d1e2f3a4b",
+		Name: "nfv-01",
+		ID:   12,
+		VIFs: []VIF{
+			{Position: 1, Type: "hostdev", Kind: KindSRIOVVF, MAC: "52:54:00:c3:00:01", Alias: "hostdev0",
+				HostDev: "0000:3b:02.5", PCIAddress: "0000:3b:02.5"},
+			{Position: 2, Type: "hostdev", Kind: KindSRIOVVF, MAC: "52:54:00:c3:00:02", Alias: "hostdev1",
+				HostDev: "0000:af:10.3", PCIAddress: "0000:af:10.3", CVID: 300, VLANTags: []VLANTag{{ID: 300}}},
+			{Position: 3, Type: "bridge", Kind: KindTap, MAC: "52:54:00:c3:00:03", HostDev: "vnet12", Model: "virtio",
+				Alias: "net0", Bridge: "tetherbr0"},
+		},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("ParseDomain mismatch\n got: %+v\nwant: %+v", got, want)
 	}
 }
 
@@ -165,6 +193,26 @@ func TestParseDomainErrors(t *testing.T) {
 			`domain XML: devices/interface[1] <mac address>: invalid MAC address "02:00:5e:10:00:00:00:01": 8-byte address, want 6`},
 		{"multicast mac", domainWith("", `<interface type='hostdev'><mac address='01:00:5e:00:00:01'/><source><address type='pci' domain='0' bus='1' slot='2' function='3'/></source></interface>`), ErrInvalidMAC,
 			`domain XML: devices/interface[1] <mac address>: invalid MAC address "01:00:5e:00:00:01": multicast address`},
+		{"hostdev without source", domainWith("", `<interface type='hostdev'><mac address='52:54:00:00:00:01'/></interface>`), ErrInvalidHostdev,
+			`domain XML: devices/interface[1] <source><address>: invalid hostdev source: want <source><address type='pci' domain= bus= slot= function=/></source>`},
+		{"hostdev empty source", domainWith("", nic+`<interface type='hostdev'><mac address='52:54:00:00:00:02'/><source/></interface>`), ErrInvalidHostdev,
+			`domain XML: devices/interface[2] <source><address>: invalid hostdev source: want <source><address type='pci' domain= bus= slot= function=/></source>`},
+		{"hostdev usb", domainWith("", `<interface type='hostdev'><mac address='52:54:00:00:00:01'/><source><address type='usb' bus='1' device='2'/></source></interface>`), ErrInvalidHostdev,
+			`domain XML: devices/interface[1] <source><address>: invalid hostdev source: a USB device is not an SR-IOV VF: want <address type='pci' .../>`},
+		{"hostdev no bus", domainWith("", `<interface type='hostdev'><mac address='52:54:00:00:00:01'/><source><address type='pci' domain='0' slot='2' function='3'/></source></interface>`), ErrInvalidHostdev,
+			`domain XML: devices/interface[1] <source><address>: invalid hostdev source: PCI address without bus`},
+		{"hostdev no function", domainWith("", `<interface type='hostdev'><mac address='52:54:00:00:00:01'/><source><address type='pci' bus='1' slot='2'/></source></interface>`), ErrInvalidHostdev,
+			`domain XML: devices/interface[1] <source><address>: invalid hostdev source: PCI address without function`},
+		{"hostdev function out of range", domainWith("", `<interface type='hostdev'><mac address='52:54:00:00:00:01'/><source><address type='pci' bus='1' slot='2' function='8'/></source></interface>`), ErrInvalidHostdev,
+			`domain XML: devices/interface[1] <source><address>: invalid hostdev source: PCI function 0x8 out of range 0-0x7`},
+		{"hostdev slot out of range", domainWith("", `<interface type='hostdev'><mac address='52:54:00:00:00:01'/><source><address type='pci' bus='1' slot='0x20' function='0'/></source></interface>`), ErrInvalidHostdev,
+			`domain XML: devices/interface[1] <source><address>: invalid hostdev source: PCI slot 0x20 out of range 0-0x1f`},
+		{"hostdev bus out of range", domainWith("", `<interface type='hostdev'><mac address='52:54:00:00:00:01'/><source><address type='pci' bus='256' slot='0' function='0'/></source></interface>`), ErrInvalidHostdev,
+			`domain XML: devices/interface[1] <source><address>: invalid hostdev source: PCI bus 0x100 out of range 0-0xff`},
+		{"hostdev domain out of range", domainWith("", `<interface type='hostdev'><mac address='52:54:00:00:00:01'/><source><address type='pci' domain='0x10000' bus='0' slot='0' function='0'/></source></interface>`), ErrInvalidHostdev,
+			`domain XML: devices/interface[1] <source><address>: invalid hostdev source: PCI domain 0x10000 out of range 0-0xffff`},
+		{"hostdev bad number", domainWith("", `<interface type='hostdev'><mac address='52:54:00:00:00:01'/><source><address type='pci' bus='0xzz' slot='0' function='0'/></source></interface>`), ErrMalformedXML,
+			`domain XML: malformed XML: strconv.ParseUint: parsing "0xzz": invalid syntax`},
 		{"vlan out of range", domainWith("", `<interface type='bridge'><mac address='52:54:00:00:00:01'/><source bridge='br0'/><vlan><tag id='4096'/></vlan></interface>`), ErrInvalidVLAN,
 			`domain XML: devices/interface[1] <vlan>: invalid VLAN tag: tag id 4096 out of range 0-4095`},
 		{"managerid out of range", domainWith("", `<interface type='direct'><mac address='52:54:00:00:00:01'/><source dev='eth0' mode='vepa'/><virtualport type='802.1Qbg'><parameters managerid='256' typeid='1' typeidversion='1'/></virtualport></interface>`), ErrInvalidVirtualPort,
@@ -286,6 +334,10 @@ func FuzzParseDomain(f *testing.F) {
 		f.Add(readTestdata(f, name))
 	}
 	f.Add([]byte(`<domain><name>x</name><uuid>4d1f5b2e93c74b0a9e610c5a7f3d2b18</uuid><devices><interface type='hostdev'><source><address type='pci'/></source></interface></devices></domain>`))
+	f.Add(readTestdata(f, "domain-sriov.xml"))
+	f.Add(domainWith("", `<interface type='hostdev'><mac address='52:54:00:00:00:01'/><source><address type='pci' domain='0xffff' bus='0xff' slot='0x1f' function='7'/></source></interface>`))
+	f.Add(domainWith("", `<interface type='hostdev'><mac address='52:54:00:00:00:01'/><source><address type='usb' bus='1' device='2'/></source></interface>`))
+	f.Add(domainWith("", `<hostdev mode='subsystem' type='pci'><source><address domain='0' bus='1' slot='2' function='3'/></source></hostdev>`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		d, err := ParseDomain(data)
 		if err != nil {
@@ -309,6 +361,14 @@ func FuzzParseDomain(f *testing.F) {
 			}
 			if v.STag > 4094 || v.CVID > 4095 {
 				t.Fatalf("VIF %+v: tag out of range", v)
+			}
+			if v.Kind == KindSRIOVVF && v.Type == "hostdev" {
+				// What agent/datapath resolves in /sys/bus/pci/devices.
+				var d, b, s, fn uint
+				if n, err := fmt.Sscanf(v.HostDev, "%04x:%02x:%02x.%1x", &d, &b, &s, &fn); err != nil || n != 4 ||
+					v.HostDev != fmt.Sprintf("%04x:%02x:%02x.%x", d, b, s, fn) || v.PCIAddress != v.HostDev || s > 0x1f || fn > 7 {
+					t.Fatalf("hostdev VIF with host device %q, PCI address %q", v.HostDev, v.PCIAddress)
+				}
 			}
 		}
 	})

@@ -25,6 +25,13 @@ type Datapath struct {
 	// switch (linuxbridge and ovs); empty leaves the uplink out of the
 	// bridge.
 	BridgeUplink string `yaml:"bridge_uplink"`
+	// BridgeSTag makes the Linux bridge an IEEE 802.1ad (provider)
+	// bridge: vlan_protocol 802.1ad, so the S-Tags of VM ports (tap VIFs
+	// with an S-Tag) cross it and leave BridgeUplink as 0x88a8 tags
+	// (linuxbridge.Options.STag). Every VM port on it then needs an
+	// S-Tag. Only with soft_switch linuxbridge: Open vSwitch carries an
+	// S-Tag per port (dot1q-tunnel).
+	BridgeSTag bool `yaml:"bridge_stag"`
 	// OVSDB is the ovsdb-server address ("unix:PATH" or "tcp:HOST:PORT")
 	// when SoftSwitch is ovs.
 	OVSDB string `yaml:"ovsdb"`
@@ -108,6 +115,9 @@ func (d Datapath) validate(uplinks []Uplink) []error {
 		if err := checkIfname(d.BridgeUplink); err != nil {
 			bad("datapath.bridge_uplink: %v", err)
 		}
+	}
+	if d.BridgeSTag && d.SoftSwitch != SoftSwitchLinuxBridge {
+		bad("datapath.bridge_stag: true needs soft_switch %s, not %q (Open vSwitch carries S-Tags per port)", SoftSwitchLinuxBridge, d.SoftSwitch)
 	}
 	if d.SoftSwitch == SoftSwitchOVS || d.OVSDB != defaultDatapath().OVSDB {
 		if !strings.HasPrefix(d.OVSDB, "unix:/") && !strings.HasPrefix(d.OVSDB, "tcp:") {

@@ -9,10 +9,13 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/tether-net/tether/agent/config"
 	"github.com/tether-net/tether/agent/inventory"
 	"github.com/tether-net/tether/agent/softswitch"
+	"github.com/tether-net/tether/agent/vnic"
 	"github.com/tether-net/tether/agent/vnic/partition"
 	"github.com/tether-net/tether/agent/vnic/sriov"
+	"github.com/tether-net/tether/api"
 )
 
 // SRIOV adapts agent/vnic/sriov to VNICs for vf VIFs. The vNIC name the
@@ -30,9 +33,9 @@ type SRIOV struct {
 	// Resolve finds the VF of a VIF; nil means ResolveVF.
 	Resolve func(v inventory.VIF) (sriov.VF, error)
 	// Watch runs the manager's drift watch (sriov.Manager.Watch) with
-	// ReportOnly as the drift policy.
-	Watch      bool
-	ReportOnly bool
+	// Drift as its policy.
+	Watch bool
+	Drift vnic.DriftPolicy
 }
 
 var (
@@ -104,7 +107,7 @@ func (s *SRIOV) Run(ctx context.Context) error {
 		<-ctx.Done()
 		return nil
 	}
-	return s.Manager.Watch(ctx, sriov.WatchOptions{ReportOnly: s.ReportOnly})
+	return s.Manager.Watch(ctx, sriov.WatchOptions{Drift: s.Drift})
 }
 
 // sysClassNet is where ResolveVF looks netdevs up (tests may not change
@@ -123,6 +126,11 @@ const sysPCI = "/sys/bus/pci/devices"
 //
 // The last two are looked up in sysfs (physfn and its virtfnN links).
 func ResolveVF(v inventory.VIF) (sriov.VF, error) {
+	return resolveVFIn(sysClassNet, sysPCI, v)
+}
+
+// resolveVFIn is ResolveVF with the sysfs directories as arguments.
+func resolveVFIn(classNet, pciDevices string, v inventory.VIF) (sriov.VF, error) {
 	dev := v.HostDev
 	if dev == "" {
 		return sriov.VF{}, fmt.Errorf("vf VIF %s has no host device: want PF/vfN, the VF's PCI address or its netdev", v.MAC)
@@ -134,9 +142,9 @@ func ResolveVF(v inventory.VIF) (sriov.VF, error) {
 		}
 		return sriov.VF{PF: pf, Index: n}, nil
 	}
-	fn := filepath.Join(sysClassNet, dev, "device")
+	fn := filepath.Join(classNet, dev, "device")
 	if strings.Count(dev, ":") == 2 && strings.Contains(dev, ".") {
-		fn = filepath.Join(sysPCI, dev)
+		fn = filepath.Join(pciDevices, dev)
 	}
 	if strings.ContainsAny(dev, "/") || dev == "." || dev == ".." {
 		return sriov.VF{}, fmt.Errorf("vf VIF %s: host device %q is not PF/vfN, a PCI address or a netdev", v.MAC, dev)
@@ -242,3 +250,53 @@ func (s Switch) EnsurePort(ctx context.Context, p softswitch.Port) error { retur
 
 // RemovePort takes the port's configuration off the switch.
 func (s Switch) RemovePort(ctx context.Context, name string) error { return s.Remove(ctx, name) }
+
+var _ PortLister = Switch{}
+
+// Ports lists the ports marked as tether's when the switch can
+// (linuxbridge and ovs can), else none.
+func (s Switch) Ports(ctx context.Context) ([]string, error) {
+	if pl, ok := s.Switch.(PortLister); ok {
+		return pl.Ports(ctx)
+	}
+	return nil, nil
+}
+
+// StatusReporter is implemented by VNICs that report the state of each
+// vNIC they hold (Reconciler.Status lists them for the local API).
+type StatusReporter interface {
+	VNICStatuses() []api.VNICStatus
+}
+
+var (
+	_ StatusReporter = (*SRIOV)(nil)
+	_ StatusReporter = (*Partitions)(nil)
+)
+
+// VNICStatuses reports each VF the manager configured or failed to.
+func (s *SRIOV) VNICStatuses() []api.VNICStatus {
+	var out []api.VNICStatus
+	for _, st := range s.Manager.Statuses() {
+		out = append(out, api.VNICStatus{
+			VIF: st.VNIC, Kind: config.VNICVF, Device: fmt.Sprintf("%s/vf%d", st.VF.PF, st.VF.Index),
+			State: st.State, Drift: st.Drift, LastError: st.LastError,
+		})
+	}
+	return out
+}
+
+// VNICStatuses reports each desired partition.
+func (p *Partitions) VNICStatuses() []api.VNICStatus {
+	var out []api.VNICStatus
+	for _, st := range p.Manager.Statuses() {
+		dev := st.Devices.STag
+		if st.Devices.CVLAN != "" {
+			dev += "+" + st.Devices.CVLAN
+		}
+		out = append(out, api.VNICStatus{
+			VIF: st.Spec.ID, Kind: config.VNICPartition, Device: dev,
+			State: st.State, Drift: st.Drift, LastError: st.LastError,
+		})
+	}
+	return out
+}

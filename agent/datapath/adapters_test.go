@@ -1,11 +1,16 @@
 package datapath
 
 import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/tether-net/tether/agent/inventory"
 	"github.com/tether-net/tether/agent/vnic/partition"
 	"github.com/tether-net/tether/agent/vnic/sriov"
+	"github.com/tether-net/tether/libvirthooks"
 	"github.com/tether-net/tether/wire"
 )
 
@@ -100,5 +105,61 @@ func TestPartitionSpec(t *testing.T) {
 		if got := p.Spec(v, tc.a); got != tc.want {
 			t.Errorf("%s: %+v, want %+v", tc.name, got, tc.want)
 		}
+	}
+}
+
+// TestResolveVFFromDomainXML: the host device libvirthooks records for an
+// <interface type='hostdev'> (the VF's PCI address) resolves to the VF's
+// PF and index through sysfs, laid out here as the kernel lays it out: a
+// VF's PCI directory has a physfn link to its PF, whose virtfnN links
+// point back at its VFs and whose net/ holds its netdev.
+func TestResolveVFFromDomainXML(t *testing.T) {
+	dom, err := libvirthooks.ParseDomain([]byte(`<domain type='kvm'><name>vm</name><uuid>4d1f5b2e-93c7-4b0a-9e61-0c5a7f3d2b18</uuid><devices>` +
+		`<interface type='hostdev' managed='yes'><mac address='52:54:00:da:7a:01'/><source><address type='pci' domain='0x0000' bus='0x3b' slot='0x02' function='0x5'/></source></interface>` +
+		`</devices></domain>`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(dom.VIFs) != 1 || dom.VIFs[0].HostDev != "0000:3b:02.5" {
+		t.Fatalf("VIFs %+v, want one with host device 0000:3b:02.5", dom.VIFs)
+	}
+	root := t.TempDir()
+	devices := filepath.Join(root, "devices")
+	pciDevices := filepath.Join(root, "bus", "pci", "devices")
+	classNet := filepath.Join(root, "class", "net")
+	pf := filepath.Join(devices, "0000:3b:00.0")
+	for _, d := range []string{filepath.Join(pf, "net", "enp59s0f0"), pciDevices, classNet} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The PF's VFs: functions 0000:3b:02.0-7 are virtfn0-7.
+	for i := range 8 {
+		vf := filepath.Join(devices, fmt.Sprintf("0000:3b:02.%d", i))
+		if err := os.MkdirAll(vf, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		for _, l := range [][2]string{
+			{pf, filepath.Join(vf, "physfn")},
+			{vf, filepath.Join(pf, fmt.Sprintf("virtfn%d", i))},
+			{vf, filepath.Join(pciDevices, filepath.Base(vf))},
+		} {
+			if err := os.Symlink(l[0], l[1]); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := os.Symlink(pf, filepath.Join(pciDevices, "0000:3b:00.0")); err != nil {
+		t.Fatal(err)
+	}
+	v := inventory.VIF{MAC: testMAC(1), Kind: inventory.KindVF, HostDev: dom.VIFs[0].HostDev}
+	got, err := resolveVFIn(classNet, pciDevices, v)
+	if want := (sriov.VF{PF: "enp59s0f0", Index: 5}); err != nil || got != want {
+		t.Fatalf("resolve %s = %v, %v; want %v", v.HostDev, got, err, want)
+	}
+	// The PF itself is no VF.
+	v.HostDev = "0000:3b:00.0"
+	if _, err := resolveVFIn(classNet, pciDevices, v); err == nil || !strings.Contains(err.Error(), "not a VF with a PF netdev") {
+		t.Errorf("resolve the PF: %v, want not a VF", err)
 	}
 }

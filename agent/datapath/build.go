@@ -43,29 +43,26 @@ func FromConfig(ctx context.Context, c *config.Config, store *inventory.Store, o
 			_ = closeAll()
 		}
 	}()
-	reportOnly := d.Drift == config.DriftReportOnly
+	// One drift policy for the soft switch and both vNIC kinds.
+	var drift vnic.DriftPolicy
+	if err := drift.UnmarshalText([]byte(d.Drift)); err != nil {
+		return nil, nil, fmt.Errorf("datapath: datapath.drift: %w", err)
+	}
 	cfg := Config{Store: store, VNICs: map[inventory.Kind]VNICs{}, OnApplied: onApplied, Logger: log,
 		// Without an uplink nothing else writes the VIFs' states.
-		RecordStates: len(c.Uplinks) == 0}
-	if reportOnly {
-		cfg.Drift = DriftReportOnly
-	}
+		RecordStates: len(c.Uplinks) == 0, Drift: drift}
 	if d.HasVNIC(config.VNICVF) {
 		m, err := sriov.New(sriov.Options{StateDir: filepath.Join(c.StateDir, "sriov"), Logger: log})
 		if err != nil {
 			return nil, nil, fmt.Errorf("datapath: %w", err)
 		}
 		closers = append(closers, m.Close)
-		cfg.VNICs[inventory.KindVF] = &SRIOV{Manager: m, Watch: true, ReportOnly: reportOnly}
+		cfg.VNICs[inventory.KindVF] = &SRIOV{Manager: m, Watch: true, Drift: drift}
 	}
 	if d.HasVNIC(config.VNICPartition) {
 		dir := filepath.Join(c.StateDir, "partition")
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return nil, nil, fmt.Errorf("datapath: %w", err)
-		}
-		drift := vnic.DriftRepair
-		if reportOnly {
-			drift = vnic.DriftReportOnly
 		}
 		m, err := partition.Open(ctx, partition.Config{StateDir: dir, Drift: drift, Log: log})
 		if err != nil {
@@ -76,7 +73,7 @@ func FromConfig(ctx context.Context, c *config.Config, store *inventory.Store, o
 	}
 	switch d.SoftSwitch {
 	case config.SoftSwitchLinuxBridge:
-		sw, err := linuxbridge.New(ctx, linuxbridge.Options{Bridge: d.Bridge, Uplink: d.BridgeUplink, Logger: log})
+		sw, err := linuxbridge.New(ctx, linuxbridge.Options{Bridge: d.Bridge, Uplink: d.BridgeUplink, STag: d.BridgeSTag, Logger: log})
 		if err != nil {
 			return nil, nil, fmt.Errorf("datapath: %w", err)
 		}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/tether-net/tether/agent/inventory"
 	"github.com/tether-net/tether/agent/softswitch"
+	"github.com/tether-net/tether/agent/vnic"
 	"github.com/tether-net/tether/api"
 	"github.com/tether-net/tether/wire"
 )
@@ -89,6 +91,14 @@ type Holder interface {
 	Held(ctx context.Context) ([]inventory.MAC, error)
 }
 
+// PortLister is implemented by SoftSwitch adapters that can list the
+// ports marked as tether's (agent/softswitch/linuxbridge's and
+// agent/softswitch/ovs's Ports), so the first pass after a restart removes
+// the ports of VIFs that went while tetherd was down.
+type PortLister interface {
+	Ports(ctx context.Context) ([]string, error)
+}
+
 // Runner is implemented by VNICs and SoftSwitch adapters that watch the
 // kernel (drift) on their own; the Reconciler runs them alongside its loop.
 type Runner interface {
@@ -107,16 +117,17 @@ type SoftSwitch interface {
 }
 
 // DriftPolicy says what a resync does about a soft-switch port that
-// differs from its desired state.
-type DriftPolicy uint8
+// differs from its desired state. It is vnic.DriftPolicy: one setting
+// (config key datapath.drift) for the soft switch and both vNIC kinds.
+type DriftPolicy = vnic.DriftPolicy
 
 // The drift policies; the zero value repairs.
 const (
 	// DriftRepair puts the port back as desired.
-	DriftRepair DriftPolicy = iota
+	DriftRepair = vnic.DriftRepair
 	// DriftReportOnly records the difference as the VIF's datapath error
 	// and changes nothing.
-	DriftReportOnly
+	DriftReportOnly = vnic.DriftReportOnly
 )
 
 // Defaults of Config.
@@ -200,6 +211,9 @@ type Reconciler struct {
 
 	// Owned by the loop.
 	ents map[inventory.MAC]*entry
+	// portsSwept is set once the soft-switch ports no VIF wants have been
+	// removed after the start (sweepPorts).
+	portsSwept bool
 }
 
 // New checks cfg and returns a Reconciler; Run starts it.
@@ -243,11 +257,19 @@ func (r *Reconciler) Ready() bool { return r.ready.Load() }
 
 // Status implements daemon.Source: Events counts the datapath operations
 // (ensures, port changes, releases) that succeeded, LastError is the last
-// failure.
+// failure, VNICs the state of each vNIC (SR-IOV VF, partition) the vNIC
+// managers hold, by kind and VIF.
 func (r *Reconciler) Status() api.SourceStatus {
+	var vnics []api.VNICStatus
+	kinds := slices.Sorted(maps.Keys(r.cfg.VNICs))
+	for _, k := range kinds {
+		if sr, ok := r.cfg.VNICs[k].(StatusReporter); ok {
+			vnics = append(vnics, sr.VNICStatuses()...)
+		}
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return api.SourceStatus{Name: r.Name(), Connected: r.ready.Load(), Events: r.ops.Load(), LastError: r.lastErr}
+	return api.SourceStatus{Name: r.Name(), Connected: r.ready.Load(), Events: r.ops.Load(), LastError: r.lastErr, VNICs: vnics}
 }
 
 // Granted hands over the switch's accepted answer for VIF v: the granted

@@ -47,9 +47,20 @@
 // Reconciler writes that state and reason itself. The last failure is also
 // in the datapath's source status (`tetherctl status`).
 // Every periodic resync reads each soft-switch port back (Check) and
-// repairs drift, or only reports it with [DriftReportOnly].
+// repairs drift, or only reports it with [DriftReportOnly]. The drift
+// policy is one setting (config key datapath.drift, [vnic.DriftPolicy])
+// for the soft switch and both vNIC kinds: agent/vnic/sriov's drift watch
+// and agent/vnic/partition's loop get the same one ([FromConfig]).
+//
+// The datapath's source status also lists every vNIC the managers hold
+// ([StatusReporter]): its state (ok, pending, drifted, error), how it
+// differs from the desired state and its last failure, which `tetherctl
+// status` shows under the sources.
 //
 // After a restart nothing remembered is trusted: the first pass ensures
-// every VIF of the inventory again (each step is idempotent) and releases
-// what the vNIC managers still hold for VIFs the inventory no longer has.
+// every VIF of the inventory again (each step is idempotent), releases
+// what the vNIC managers still hold for VIFs the inventory no longer has,
+// and removes the soft-switch ports marked as tether's ([PortLister]) that
+// no VIF of the inventory wants: those of VIFs that went while tetherd was
+// down.
 package datapath

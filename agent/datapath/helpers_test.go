@@ -175,3 +175,14 @@ func (r *recorder) Check(ctx context.Context, p softswitch.Port) ([]softswitch.D
 	r.add("check %s", p.Name)
 	return slices.Clone(r.drift), nil
 }
+
+func (r *recorder) Ports(ctx context.Context) ([]string, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []string
+	for name := range r.ports {
+		out = append(out, name)
+	}
+	slices.Sort(out)
+	return out, nil
+}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/tether-net/tether/agent/inventory"
 	"github.com/tether-net/tether/agent/softswitch"
+	"github.com/tether-net/tether/wire"
 )
 
 // entry is what the loop knows of one VIF between passes.
@@ -22,6 +23,10 @@ type entry struct {
 	// desired state last ensured on it.
 	port string
 	set  *softswitch.Port
+	// want is the soft-switch port the VIF's device is ("" not known
+	// yet): its port is kept by the sweep after a restart even before the
+	// switch answered.
+	want string
 	// fail is the current failure; backoff and retryAt pace the retries.
 	fail    error
 	backoff time.Duration
@@ -198,6 +203,9 @@ func (r *Reconciler) pass(ctx context.Context, full bool) (time.Time, error) {
 			wake = e.retryAt
 		}
 	}
+	if !r.portsSwept && full {
+		r.sweepPorts(ctx)
+	}
 	if changed && r.cfg.OnApplied != nil {
 		r.cfg.OnApplied()
 	}
@@ -256,6 +264,59 @@ func (r *Reconciler) sweepHeld(ctx context.Context, seen, marked map[inventory.M
 	}
 }
 
+// sweepPorts removes, after a start, the soft-switch ports marked as
+// tether's that no present VIF wants: ports of VIFs that went (or were
+// removed) while tetherd was down. A present VIF wants the port its vNIC
+// returned, or its host device while that is not known. It runs on full
+// passes until one sweep succeeded.
+func (r *Reconciler) sweepPorts(ctx context.Context) {
+	pl, ok := r.cfg.Switch.(PortLister)
+	if !ok {
+		r.portsSwept = true
+		return
+	}
+	ports, err := pl.Ports(ctx)
+	if err != nil {
+		r.log.Warn("cannot list the soft switch's ports", "err", err)
+		r.setErr(fmt.Sprintf("list soft-switch ports: %v", err))
+		return
+	}
+	wanted := map[string]bool{}
+	for _, e := range r.ents {
+		if !e.present || !slices.Contains(r.cfg.SwitchKinds, e.vif.Kind) {
+			continue
+		}
+		for _, p := range []string{e.port, e.want, e.vif.HostDev} {
+			if p != "" {
+				wanted[p] = true
+			}
+		}
+		if e.want == "" && e.fail != nil && r.cfg.VNICs[e.vif.Kind] != nil {
+			// Its vNIC failed before naming its port: which port is the
+			// VIF's is not known yet, so sweep on a later pass.
+			return
+		}
+	}
+	var errs []error
+	for _, p := range ports {
+		if wanted[p] {
+			continue
+		}
+		if err := r.cfg.Switch.RemovePort(ctx, p); err != nil {
+			errs = append(errs, fmt.Errorf("remove soft-switch port %s: %w", p, err))
+			continue
+		}
+		r.ops.Add(1)
+		r.log.Info("removed a soft-switch port no VIF wants", "port", p)
+	}
+	if err := errors.Join(errs...); err != nil {
+		r.log.Warn("stale soft-switch ports not removed", "err", err)
+		r.setErr(err.Error())
+		return
+	}
+	r.portsSwept = true
+}
+
 // sameDatapath reports whether a and b want the same datapath (the
 // fields the vNIC and the port are made from).
 func sameDatapath(a, b inventory.VIF) bool {
@@ -308,6 +369,7 @@ func (r *Reconciler) ensure(ctx context.Context, e *entry, a *Answer, full bool)
 	if sw == nil || !slices.Contains(r.cfg.SwitchKinds, v.Kind) {
 		return nil
 	}
+	e.want = port
 	if e.port != "" && (a == nil || e.port != port) {
 		if err := sw.RemovePort(ctx, e.port); err != nil {
 			return fmt.Errorf("remove soft-switch port %s: %w", e.port, err)
@@ -321,7 +383,13 @@ func (r *Reconciler) ensure(ctx context.Context, e *entry, a *Answer, full bool)
 	if port == "" {
 		return fmt.Errorf("no host device for the soft-switch port of a %s VIF", v.Kind)
 	}
-	want, err := softswitch.FromProfile(a.profile(), port, v.MAC.HardwareAddr(), v.STag)
+	prof := a.profile()
+	if v.STag != 0 && prof.Mode == 0 {
+		// No signed profile (plain VDP): the edge strips the S-Tag, as
+		// for a partition before its profile says otherwise.
+		prof.Mode = wire.TetherSTagSwitch
+	}
+	want, err := softswitch.FromProfile(prof, port, v.MAC.HardwareAddr(), v.STag)
 	if err != nil {
 		return fmt.Errorf("soft-switch port from the switch's answer: %w", err)
 	}

@@ -230,3 +230,30 @@ func TestRecordStates(t *testing.T) {
 		t.Fatalf("transitions %q", seen)
 	}
 }
+
+// TestSweepPorts: the first pass removes the soft-switch ports no VIF of
+// the inventory wants (their VIFs went while tetherd was down), and keeps
+// the port of a present VIF the switch has not answered yet.
+func TestSweepPorts(t *testing.T) {
+	r, st, rec, _ := newFaked(t, nil)
+	rec.ports["vnet-stale"] = softswitch.Port{Name: "vnet-stale"}
+	rec.ports["vnet9"] = softswitch.Port{Name: "vnet9"}
+	v := addVIF(t, st, inventory.VIF{MAC: testMAC(9), Kind: inventory.KindTap, HostDev: "vnet9"})
+	run(t, r)
+	waitFor(t, "the stale port removed", wait, func() bool { return rec.has("remove port vnet-stale") })
+	waitFor(t, "the live VIF ensured", wait, func() bool { return rec.has("ensure " + v.MAC.String() + " none") })
+	if rec.has("remove port vnet9") {
+		t.Errorf("the port of a VIF in the inventory was removed: %v", rec.log())
+	}
+	// Later passes leave ports alone: a port set by someone else after
+	// the start is not swept again.
+	rec.mu.Lock()
+	rec.ports["vnet-later"] = softswitch.Port{Name: "vnet-later"}
+	rec.mu.Unlock()
+	r.Kick()
+	_ = r.Granted(v, 11, nil)
+	waitFor(t, "VID 11 in place", wait, func() bool { return r.Granted(v, 11, nil) == nil })
+	if rec.has("remove port vnet-later") {
+		t.Errorf("a later pass swept ports: %v", rec.log())
+	}
+}

@@ -28,8 +28,10 @@ import (
 // soft switch needs vlan_filtering, the SR-IOV path netdevsim's VFs.
 func TestInKernelVM(t *testing.T) {
 	out := kvmtest.RunInVM(t, "^TestVM", kvmtest.Options{MemoryMB: 512})
-	if !strings.Contains(out, "--- PASS: TestVMEndToEnd ") {
-		t.Errorf("TestVMEndToEnd did not pass in the kernel VM")
+	for _, name := range []string{"TestVMEndToEnd", "TestVMFromConfig"} {
+		if !strings.Contains(out, "--- PASS: "+name+" ") {
+			t.Errorf("%s did not pass in the kernel VM", name)
+		}
 	}
 	if strings.Contains(out, "no netdevsim in this kernel VM") {
 		t.Log("the VF half of TestVMEndToEnd was skipped: the kernel VM has no netdevsim")

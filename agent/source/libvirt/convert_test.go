@@ -58,7 +58,8 @@ func TestConvertDomain4NICs(t *testing.T) {
 		{MAC: mustMAC(t, "52:54:00:a1:00:03"), VM: id, HostDev: "macvtap3", Kind: inventory.KindMacvtap, STag: 100,
 			PortGroup: "web", VirtualPort: inventory.VirtualPort{Type: inventory.VirtualPort8021Qbg, ManagerID: 11,
 				TypeID: 1193047, TypeIDVersion: 2, InstanceID: mustUUID(t, "09b11c53-8b5c-4eeb-8f00-d84eaa0aaa4f")}},
-		{MAC: mustMAC(t, "52:54:00:a1:00:04"), VM: id, Kind: inventory.KindVF, STag: 200, CVID: 100, PortGroup: "storage"},
+		// The VF's PCI address, what agent/datapath resolves the VF by.
+		{MAC: mustMAC(t, "52:54:00:a1:00:04"), VM: id, HostDev: "0000:3b:10.2", Kind: inventory.KindVF, STag: 200, CVID: 100, PortGroup: "storage"},
 	}
 	if len(dom.VIFs) != len(want) {
 		t.Fatalf("%d VIFs, want %d: %+v", len(dom.VIFs), len(want), dom.VIFs)

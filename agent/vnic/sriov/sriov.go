@@ -42,7 +42,7 @@ import (
 
 // InUseError is returned when a VF is held by another vNIC.
 type InUseError struct {
-	VF    VF
+	VF    VF     // the VF asked for
 	Owner string // the vNIC holding VF
 	Asker string // the vNIC that asked for it
 }
@@ -90,6 +90,8 @@ type Manager struct {
 	log    *slog.Logger
 	mu     sync.Mutex
 	writes atomic.Uint64
+	// status is what Statuses reports (status.go).
+	status statusTable
 	// afterSave, when set, runs after a record is saved and before the
 	// kernel is touched (tests: crash injection).
 	afterSave func(VF) error
@@ -180,11 +182,11 @@ func (m *Manager) Observe(ctx context.Context, vf VF) (Settings, error) {
 	return s, err
 }
 
-// Ensure gives vf to vnic configured as want. The first time, the VF's
+// ensure gives vf to vnic configured as want. The first time, the VF's
 // settings are saved before anything changes; after that only the fields
 // that differ from the kernel's read-back are written, so a repeat writes
 // nothing. A VF held by another vNIC is refused with an *InUseError.
-func (m *Manager) Ensure(ctx context.Context, vnic string, vf VF, want Settings) error {
+func (m *Manager) ensure(ctx context.Context, vnic string, vf VF, want Settings) error {
 	if vnic == "" {
 		return errors.New("sriov: ensure: empty vNIC name")
 	}
@@ -242,10 +244,10 @@ func (m *Manager) Ensure(ctx context.Context, vnic string, vf VF, want Settings)
 	return nil
 }
 
-// Release restores vf's original settings and forgets it. A VF without a
-// record is not tether's: Release does nothing. A VF held by another vNIC
-// is refused with an *InUseError.
-func (m *Manager) Release(ctx context.Context, vnic string, vf VF) error {
+// releaseVF restores vf's original settings and forgets it. A VF without
+// a record is not tether's: releaseVF does nothing. A VF held by another
+// vNIC is refused with an *InUseError.
+func (m *Manager) releaseVF(ctx context.Context, vnic string, vf VF) error {
 	if err := vf.validate(); err != nil {
 		return fmt.Errorf("release %s: %w", vf, err)
 	}
@@ -298,6 +300,10 @@ type Action struct {
 	// record was removed). FIELDS are mac, vlan, rate, spoofchk, trust,
 	// link state, comma-separated.
 	Did string
+	// Drift says how the VF differed from its desired settings, one
+	// "FIELD: want W, got G" per field, when Did is "repaired FIELDS" or
+	// "drifted FIELDS".
+	Drift []string
 	// Err is why the VF could not be read or converged (Did may be empty).
 	Err error
 }
@@ -307,7 +313,9 @@ type Action struct {
 // desired (drift an operator caused is repaired). Records that do not
 // decode are returned as errors and left alone.
 func (m *Manager) Reconcile(ctx context.Context) ([]Action, []error) {
-	return m.reconcile(ctx, func(*Record) bool { return true }, false)
+	acts, errs := m.reconcile(ctx, func(*Record) bool { return true }, false)
+	m.noteActions(acts)
+	return acts, errs
 }
 
 // reconcile converges the records keep selects; reportOnly reports drift
@@ -357,6 +365,7 @@ func (m *Manager) reconcile(ctx context.Context, keep func(*Record) bool, report
 				verb = "drifted "
 			}
 			a.Did = verb + strings.Join(names, ",")
+			a.Drift = describeDrift(d, cur, rec.Desired)
 			m.log.Warn("VF drifted", "vf", rec.VF.String(), "vnic", rec.VNIC, "fields", strings.Join(names, ","),
 				"have", cur.String(), "want", rec.Desired.String(), "repair", !reportOnly)
 		}

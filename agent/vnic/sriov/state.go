@@ -209,8 +209,8 @@ func (r *Record) UnmarshalBinary(b []byte) error {
 
 // VF names one virtual function: its PF's netdev and its index there.
 type VF struct {
-	PF    string
-	Index int
+	PF    string // the PF's netdev name
+	Index int    // the VF's index on the PF (ip link's vf N)
 }
 
 // String returns "PF vf N" as ip-link(8) would address it.

@@ -9,15 +9,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/vishvananda/netlink"
-	"golang.org/x/sys/unix"
 
+	"github.com/tether-net/tether/agent/vnic"
+	"github.com/tether-net/tether/internal/nsimtest"
 	"github.com/tether-net/tether/tests/kvm/kvmtest"
 )
 
@@ -29,68 +28,24 @@ func TestInKernelVM(t *testing.T) {
 		line, _, _ := strings.Cut(out[i:], "\n")
 		t.Skip("the kernel VM has no netdevsim: " + line)
 	}
-	for _, name := range []string{"TestVMEnsureRelease", "TestVMCrashAfterSave", "TestVMReconcileDrift", "TestVMNoVF", "TestVMScale", "TestVMWatchDrift"} {
+	for _, name := range []string{"TestVMEnsureRelease", "TestVMCrashAfterSave", "TestVMReconcileDrift", "TestVMNoVF", "TestVMScale", "TestVMWatchDrift", "TestVMStatus"} {
 		if !strings.Contains(out, "--- PASS: "+name+" ") {
 			t.Errorf("%s did not pass in the kernel VM", name)
 		}
 	}
 }
 
-var nsimID atomic.Int32
-
-// nsimPF creates a netdevsim device with one port and n VFs and returns
-// its PF's netdev name; the device is deleted at the end of the test.
+// nsimPF creates a netdevsim PF with n VFs for the test (kernel VM only).
 func nsimPF(t *testing.T, n int) string {
 	t.Helper()
 	kvmtest.RequireVM(t)
-	if _, err := os.Stat("/sys/bus/netdevsim"); err != nil {
-		why, _ := os.ReadFile("/etc/tether-kvm/netdevsim.missing")
-		t.Skipf("no netdevsim in this kernel VM: %s", bytes.TrimSpace(why))
-	}
-	id := int(nsimID.Add(1)) + 10
-	write := func(path, v string) {
-		t.Helper()
-		if err := os.WriteFile(path, []byte(v), 0); err != nil {
-			t.Fatalf("echo %s > %s: %v", v, path, err)
-		}
-	}
-	write("/sys/bus/netdevsim/new_device", fmt.Sprintf("%d 1", id))
-	t.Cleanup(func() { _ = os.WriteFile("/sys/bus/netdevsim/del_device", []byte(strconv.Itoa(id)), 0) })
-	dev := fmt.Sprintf("/sys/bus/netdevsim/devices/netdevsim%d", id)
-	if n > 4 { // netdevsim's default max_vfs; more through debugfs
-		if err := unix.Mount("debugfs", "/sys/kernel/debug", "debugfs", 0, ""); err != nil && !errors.Is(err, unix.EBUSY) {
-			t.Fatalf("mount debugfs: %v", err)
-		}
-		write(fmt.Sprintf("/sys/kernel/debug/netdevsim/netdevsim%d/max_vfs", id), strconv.Itoa(n))
-	}
-	ents, err := os.ReadDir(dev + "/net")
-	if err != nil || len(ents) != 1 {
-		t.Fatalf("netdevsim%d's netdevs: %v %v", id, ents, err)
-	}
-	pf := ents[0].Name()
-	// Up, as a PF in service is (the kernel announces VF changes only then).
-	if l, err := netlink.LinkByName(pf); err != nil || netlink.LinkSetUp(l) != nil {
-		t.Fatalf("set %s up: %v", pf, err)
-	}
-	// The same file as /sys/class/net/PF/device/sriov_numvfs.
-	write("/sys/class/net/"+pf+"/device/sriov_numvfs", strconv.Itoa(n))
-	return pf
+	return nsimtest.NewPF(t, n)
 }
 
 // kernelVF reads a VF through a netlink handle of its own.
 func kernelVF(t *testing.T, pf string, idx int) netlink.VfInfo {
 	t.Helper()
-	l, err := netlink.LinkByName(pf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, v := range l.Attrs().Vfs {
-		if v.ID == idx {
-			return v
-		}
-	}
-	t.Fatalf("%s has no vf %d (%d VFs)", pf, idx, len(l.Attrs().Vfs))
-	return netlink.VfInfo{}
+	return nsimtest.VF(t, pf, idx)
 }
 
 // checkVF compares the kernel's VF, field by field, with s.
@@ -567,7 +522,11 @@ func TestVMWatchDrift(t *testing.T) {
 		done := make(chan error, 1)
 		ready := make(chan struct{})
 		go func() {
-			done <- m.Watch(wctx, WatchOptions{ReportOnly: reportOnly, Settle: 20 * time.Millisecond,
+			drift := vnic.DriftRepair
+			if reportOnly {
+				drift = vnic.DriftReportOnly
+			}
+			done <- m.Watch(wctx, WatchOptions{Drift: drift, Settle: 20 * time.Millisecond,
 				OnAction: func(a Action) { acts <- a }, Ready: func() { close(ready) }})
 		}()
 		select {

@@ -6,12 +6,19 @@ import (
 	"time"
 
 	"github.com/vishvananda/netlink"
+
+	"github.com/tether-net/tether/agent/vnic"
 )
 
 // WatchOptions tune Watch.
 type WatchOptions struct {
-	// ReportOnly reports drift without repairing it.
-	ReportOnly bool
+	// Drift is what Watch does about a VF that differs from its desired
+	// settings: vnic.DriftRepair (the zero value) converges it;
+	// vnic.DriftReportOnly only reports it (Action "drifted FIELDS", the
+	// VF's Status drifted) and leaves unfinished Ensures and Releases
+	// alone. The same setting as agent/vnic/partition's Config.Drift
+	// (config key datapath.drift).
+	Drift vnic.DriftPolicy
 	// Settle is how long Watch waits after a PF's first change for more
 	// before it reads the PF back (one read for a burst); 0 means 100 ms.
 	Settle time.Duration
@@ -31,12 +38,14 @@ type WatchOptions struct {
 // notifications (RTNLGRP_LINK) in the caller's network namespace and,
 // when a PF that holds VFs with records changes (an operator's `ip link
 // set PF vf N ...` makes the kernel announce the PF if it is up), reads its
-// VFs back and converges them like Reconcile, or only reports with
-// o.ReportOnly; every o.Resync it checks all VFs with records. Link
-// notifications carry no VF state (the kernel adds IFLA_VFINFO_LIST only
-// to requests with RTEXT_FILTER_VF), so every check is a fresh read-back.
+// VFs back and converges them like Reconcile, or only reports when
+// o.Drift is vnic.DriftReportOnly; every o.Resync it checks all VFs with
+// records. Link notifications carry no VF state (the kernel adds
+// IFLA_VFINFO_LIST only to requests with RTEXT_FILTER_VF), so every check
+// is a fresh read-back.
 // Watch returns when ctx ends.
 func (m *Manager) Watch(ctx context.Context, o WatchOptions) error {
+	reportOnly := o.Drift == vnic.DriftReportOnly
 	settle := o.Settle
 	if settle == 0 {
 		settle = 100 * time.Millisecond
@@ -74,7 +83,7 @@ func (m *Manager) Watch(ctx context.Context, o WatchOptions) error {
 	for {
 		select {
 		case <-resync:
-			acts, errs := m.reconcile(ctx, func(*Record) bool { return true }, o.ReportOnly)
+			acts, errs := m.reconcile(ctx, func(*Record) bool { return true }, reportOnly)
 			m.report(o, acts, errs)
 		case <-ctx.Done():
 			return nil
@@ -94,7 +103,7 @@ func (m *Manager) Watch(ctx context.Context, o WatchOptions) error {
 		case <-timer:
 			pfs := dirty
 			dirty, timer = map[string]bool{}, nil
-			acts, errs := m.reconcile(ctx, func(r *Record) bool { return pfs[r.VF.PF] }, o.ReportOnly)
+			acts, errs := m.reconcile(ctx, func(r *Record) bool { return pfs[r.VF.PF] }, reportOnly)
 			m.report(o, acts, errs)
 		}
 	}
@@ -102,6 +111,7 @@ func (m *Manager) Watch(ctx context.Context, o WatchOptions) error {
 
 // report logs and hands on what a pass of Watch did.
 func (m *Manager) report(o WatchOptions, acts []Action, errs []error) {
+	m.noteActions(acts)
 	for _, err := range errs {
 		m.log.Error("watch: state record", "err", err)
 	}
