@@ -81,6 +81,28 @@ type Etcd struct {
 type Embedded struct {
 	// DataDir holds its data.
 	DataDir string `yaml:"data_dir"`
+	// Remote, when set, also serves the embedded etcd's client port on a
+	// TCP address over https, to clients with a certificate signed by
+	// ClientCA only: tether-switchd's caches in DC-wide mode watch it
+	// there. Unset (the default), etcd serves only the unix socket in
+	// DataDir, which only root reaches.
+	Remote *Remote `yaml:"remote,omitempty"`
+}
+
+// Remote is the embedded etcd's https client listener for other machines
+// (etcdembed.Remote).
+type Remote struct {
+	// Listen is host:port, a specific address (not 0.0.0.0 or ::): etcd
+	// advertises it to its clients.
+	Listen string `yaml:"listen"`
+	// Cert and Key are etcd's server certificate (valid for Listen's
+	// host) and key.
+	Cert string `yaml:"cert"`
+	Key  string `yaml:"key"`
+	// ClientCA is the PEM bundle client certificates must chain to; every
+	// client it signed may read and write the whole store, so use a CA
+	// that signs only tether's switches and servers.
+	ClientCA string `yaml:"client_ca"`
 }
 
 // Placement configures the placement writer: which libvirt to ask for
@@ -200,6 +222,22 @@ func (c *Config) Validate() error {
 		}
 		if c.Etcd.CA != "" || c.Etcd.Cert != "" || c.Etcd.Key != "" {
 			add("etcd: ca, cert and key are for an external cluster (endpoints), not embedded")
+		}
+		if r := c.Etcd.Embedded.Remote; r != nil {
+			h, p, err := net.SplitHostPort(r.Listen)
+			switch ip := net.ParseIP(h); {
+			case err != nil || p == "" || h == "":
+				add("etcd.embedded.remote.listen: %q is not host:port", r.Listen)
+			case ip != nil && ip.IsUnspecified():
+				add("etcd.embedded.remote.listen: %q: name the address clients reach (etcd advertises it), not %s", r.Listen, h)
+			}
+			for _, f := range []struct{ key, v string }{{"cert", r.Cert}, {"key", r.Key}, {"client_ca", r.ClientCA}} {
+				if f.v == "" {
+					add("etcd.embedded.remote.%s: required (https with client certificates only)", f.key)
+				} else {
+					abs("etcd.embedded.remote."+f.key, f.v)
+				}
+			}
 		}
 	default:
 		for i, e := range c.Etcd.Endpoints {

@@ -85,6 +85,15 @@ func TestParseErrors(t *testing.T) {
 		{"tokens_file: \"\"\n", "tokens_file: no way to authenticate: set tokens_file or tls.client_ca (or both)"},
 		{"etcd:\n  embedded: {data_dir: /x}\n  endpoints: [http://e:2379]\n", "etcd: set embedded or endpoints, not both"},
 		{"etcd:\n  embedded: {data_dir: rel}\n", `etcd.embedded.data_dir: "rel" must be an absolute path`},
+		{"etcd:\n  embedded:\n    data_dir: /x\n    remote: {listen: 10.0.0.1}\n",
+			"etcd.embedded.remote.listen: \"10.0.0.1\" is not host:port\netcd.embedded.remote.cert: required (https with client certificates only)\n" +
+				"etcd.embedded.remote.key: required (https with client certificates only)\netcd.embedded.remote.client_ca: required (https with client certificates only)"},
+		{"etcd:\n  embedded:\n    data_dir: /x\n    remote: {listen: \"0.0.0.0:2379\", cert: /c, key: /k, client_ca: /ca}\n",
+			`etcd.embedded.remote.listen: "0.0.0.0:2379": name the address clients reach (etcd advertises it), not 0.0.0.0`},
+		{"etcd:\n  embedded:\n    data_dir: /x\n    remote: {listen: \"10.0.0.1:2379\", cert: c, key: /k, client_ca: /ca}\n",
+			`etcd.embedded.remote.cert: "c" must be an absolute path`},
+		{"etcd:\n  embedded:\n    data_dir: /x\n    remote: {listen: \"10.0.0.1:2379\", cert: /c, key: /k, ca: /ca}\n",
+			`line 4: unknown key "ca"`},
 		{"etcd:\n  endpoints: [etcd1:2379]\n", `etcd.endpoints[0]: "etcd1:2379": want http://, https:// or unix:// URL`},
 		{"etcd:\n  endpoints: [https://e:2379]\n  cert: /c\n", "etcd: cert and key go together: set both or neither"},
 		{"etcd:\n  dial_timeout: soon\n", `line 2: "soon" is not a duration (examples: 500ms, 2s, 1m)`},
@@ -114,6 +123,8 @@ func FuzzParse(f *testing.F) {
 	f.Add("tls:\n  cert: /c\n  key: /k\n  client_ca: /ca\n  client_roles: [{cn: a, role: read}]\n")
 	f.Add("placement:\n  hosts: {hv1: 'test:///default'}\n")
 	f.Add("etcd: {embedded: {data_dir: /x}, endpoints: [http://a]}")
+	f.Add("etcd: {embedded: {data_dir: /x, remote: {listen: '10.0.0.1:2379', cert: /c, key: /k, client_ca: /ca}}}")
+	f.Add("etcd: {embedded: {data_dir: /x, remote: {listen: '[::]:2379'}}}")
 	f.Fuzz(func(t *testing.T, in string) {
 		c, err := Parse(strings.NewReader(in))
 		if err != nil {

@@ -16,6 +16,7 @@ import (
 	sdaemon "github.com/coreos/go-systemd/v22/daemon"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/tether-net/tether/internal/sdwatchdog"
 	"github.com/tether-net/tether/policy/etcdembed"
 	"github.com/tether-net/tether/policy/placement"
 	"github.com/tether-net/tether/policy/server"
@@ -135,7 +136,7 @@ func Run(ctx context.Context, cfg Config, opts Options) error {
 		opts.Ready(ln.Addr(), etcdStart)
 	}
 	_, _ = sdaemon.SdNotify(false, sdaemon.SdNotifyReady)
-	stopWatchdog := watchdog(ctx)
+	stopWatchdog := sdwatchdog.Start(ctx)
 	defer stopWatchdog()
 
 wait:
@@ -163,29 +164,6 @@ wait:
 	}
 	log.Info("tether-policyd stopped")
 	return nil
-}
-
-// watchdog pets systemd's watchdog while ctx lives; outside systemd it
-// does nothing.
-func watchdog(ctx context.Context) (stop func()) {
-	interval, _ := sdaemon.SdWatchdogEnabled(false)
-	if interval <= 0 {
-		return func() {}
-	}
-	ctx, cancel := context.WithCancel(ctx)
-	go func() {
-		t := time.NewTicker(interval / 2)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				_, _ = sdaemon.SdNotify(false, sdaemon.SdNotifyWatchdog)
-			}
-		}
-	}()
-	return cancel
 }
 
 // loadAuth reads the tokens file and the client CA.
@@ -252,15 +230,19 @@ func openDB(ctx context.Context, e Etcd, log *slog.Logger, noFsync bool) (*clien
 	)
 	if e.Embedded != nil {
 		var err error
-		emb, err = etcdembed.Start(ctx, etcdembed.Config{
-			Dir: e.Embedded.DataDir, Unix: true, Log: log.With("component", "etcd"), UnsafeNoFsync: noFsync,
-		})
+		ec := etcdembed.Config{Dir: e.Embedded.DataDir, Unix: true, Log: log.With("component", "etcd"), UnsafeNoFsync: noFsync}
+		if r := e.Embedded.Remote; r != nil {
+			// Switches' caches watch the store here (mutual TLS).
+			ec.Remote = &etcdembed.Remote{Addr: r.Listen, CertFile: r.Cert, KeyFile: r.Key, CAFile: r.ClientCA}
+		}
+		emb, err = etcdembed.Start(ctx, ec)
 		if err != nil {
 			return nil, 0, nil, fmt.Errorf("tether-policyd: embedded etcd: %w", err)
 		}
 		start = emb.StartDuration()
 		endpoints = emb.Endpoints()
-		log.Info("embedded etcd started", "component", "tether-policyd", "data_dir", e.Embedded.DataDir, "start", start)
+		log.Info("embedded etcd started", "component", "tether-policyd", "data_dir", e.Embedded.DataDir, "start", start,
+			"remote", emb.RemoteEndpoints())
 	}
 	cli, err := store.Dial(ctx, store.ClientConfig{
 		Endpoints: endpoints, CertFile: e.Cert, KeyFile: e.Key, CAFile: e.CA,
