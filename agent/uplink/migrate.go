@@ -71,18 +71,17 @@ type MigrationsConfig struct {
 // guest CPU runs on the destination before its rule is live. On (4) the
 // libvirt source (the stopped hook marks the domain dirty) finds the
 // domain gone or shut off with reason "migrated", its vNICs go, and the
-// uplink DE-ASSOCIATEs them (the switch has already moved the MACs to the
-// destination's port when it accepted the destination's ASSOCIATE).
+// uplink DE-ASSOCIATEs them, which ends the source port's rule.
 //
-// Known limit of (3) with a real libvirtd: started runs before the memory
-// transfer, while the guest still runs on the source, so the ASSOCIATE it
-// triggers moves the MACs to the destination's port for the whole
-// transfer, and the source's frames are dropped meanwhile. The lab (which
-// drives the hooks itself: libvirt's test driver cannot migrate) sends the
-// frames from the destination right after started, as if the resume
-// followed at once. See the report of issue 5 for the ways out (ASSOCIATE
-// on the destination's "resumed, migrated" event; or a switch that lets a
-// confirmed migration's pre-associated pairs pass on both ports).
+// With a real libvirtd, (3) runs before the memory transfer, while the
+// guest still runs on the source: the destination's ASSOCIATE makes its
+// rule live, but the switch, seeing a migration its VM manager confirms in
+// progress, keeps the source port's rule too (edge/switchd's migration
+// overlap) until the source's DE-ASSOCIATE in (4), its keep-alive timeout,
+// the VM manager no longer reporting the VM on the source, or the
+// switch's migration_overlap bound. No frame of the guest is dropped on
+// either side; the lab (tests/lab/demo.sh, libvirt's test driver cannot
+// migrate) plays that order and counts them.
 //
 // Between (1) and (3) the libvirt source must not re-read the domain (it
 // is not in libvirt yet, and the re-read would drop the record): Hook

@@ -107,6 +107,10 @@ type Config struct {
 	// see ParsePlacements). The VM manager answers for the hosts it lists
 	// from it, ahead of vm_managers, and reads it again when it changes.
 	Placements string `yaml:"placements"`
+	// Policy, when set, is DC-wide mode: profiles and placement records
+	// come from tether-policyd's store (see Policy); profiles: and
+	// placements: then serve only until its first listing arrives.
+	Policy *Policy `yaml:"policy,omitempty"`
 
 	// Path is the file the configuration was loaded from ("" when none:
 	// defaults or Parse); switchd reloads profiles from it on change.
@@ -476,6 +480,9 @@ func (c *Config) Validate() error {
 	abs("state_dir", c.StateDir)
 	if c.Placements != "" {
 		abs("placements", c.Placements)
+	}
+	if c.Policy != nil {
+		errs = append(errs, c.Policy.validate()...)
 	}
 	if !validTable.MatchString(c.NFTTable) {
 		add("nft_table: %q is not a table name (1-64 letters, digits, '_', '-')", c.NFTTable)

@@ -373,41 +373,237 @@ func TestPreAssociateActivate(t *testing.T) {
 	}
 }
 
-// TestMigration: a live migration from hv1 (port p1) to hv2 (port p2):
-// the destination pre-associates (pair held back on p2 while p1 still
-// passes), then associates once the VM manager reports the VM migrating
-// in: p2 passes, p1's pair is revoked and hv1's station is told with
-// DE-ASSOCIATE.
-func TestMigration(t *testing.T) {
-	r := newMemRig(t, "p1", "p2")
+// migrationRig is a live migration of VM 1 (MAC 1) from hv1 behind p1
+// to hv2 behind p2 in progress: associated on p1, the VM manager reporting
+// it migrating out of hv1 and into hv2, pre-associated on p2 and then
+// associated there (libvirt's started hook on the destination, in the
+// migration's Prepare phase, while the guest still runs on hv1). A third
+// host hv3 sits behind p3.
+type migrationRig struct {
+	*memRig
+	a, b *station
+}
+
+func newMigrationRig(t *testing.T, tune func(*switchconfig.Config)) *migrationRig {
+	t.Helper()
+	r := newMemRig(t, "p1", "p2", "p3")
 	hv1, hv2 := newHostID(t, "hv1"), newHostID(t, "hv2")
 	r.enrol(hv1)
 	r.enrol(hv2)
 	r.vmm.set("hv1", uuidN(1), verify.VMRunning, macN(1))
+	if tune != nil {
+		tune(&r.cfg)
+	}
 	r.start(nil)
-	a, b := r.station(hv1, "p1"), r.station(hv2, "p2")
-	if res := a.do(wire.VSIAssociate, vsiOf(uuidN(1), macN(1), 0, 1)); res.Err != nil {
+	m := &migrationRig{memRig: r}
+	m.a, m.b = r.station(hv1, "p1"), r.station(hv2, "p2")
+	if res := m.a.do(wire.VSIAssociate, vsiOf(uuidN(1), macN(1), 0, 1)); res.Err != nil {
 		t.Fatal(res.Err)
 	}
 	r.vmm.set("hv1", uuidN(1), verify.VMMigratingOut, macN(1))
 	r.vmm.set("hv2", uuidN(1), verify.VMMigratingIn, macN(1))
-	if res := b.do(wire.VSIPreAssociate, vsiOf(uuidN(1), macN(1), 0, 1)); res.Err != nil {
+	if res := m.b.do(wire.VSIPreAssociate, vsiOf(uuidN(1), macN(1), 0, 1)); res.Err != nil {
 		t.Fatalf("pre-associate at the destination: %v", res.Err)
 	}
-	if !r.enf.pending("p2", pairN(1, 100)) || !r.enf.allowed("p1", pairN(1, 100)) {
+	if !r.enf.pending("p2", pairN(1, 100)) || r.enf.allowed("p2", pairN(1, 100)) || !r.enf.allowed("p1", pairN(1, 100)) {
 		t.Fatalf("after PRE-ASSOCIATE: %v", r.enf.callList())
 	}
-	if res := b.do(wire.VSIAssociate, vsiOf(uuidN(1), macN(1), 0, 1)); res.Err != nil {
+	if res := m.b.do(wire.VSIAssociate, vsiOf(uuidN(1), macN(1), 0, 1)); res.Err != nil {
 		t.Fatalf("associate at the destination: %v", res.Err)
 	}
-	if !r.enf.allowed("p2", pairN(1, 100)) {
-		t.Fatal("destination not allowed")
+	if !r.enf.allowed("p2", pairN(1, 100)) || !slices.Contains(r.enf.callList(), "activate p2 "+pairN(1, 100).String()) {
+		t.Fatalf("destination not activated: %v", r.enf.callList())
+	}
+	return m
+}
+
+// vmPorts returns "port:note" of every pair of VM 1 the API lists.
+func vmPorts(d *Daemon) []string {
+	var out []string
+	for _, v := range d.VMs() {
+		if v.VM == uuidN(1).String() {
+			out = append(out, v.Port+":"+v.Verified.Note)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// overlapping reports whether the API lists VM 1 on p1 (noted as the
+// migration's source) and on p2.
+func overlapping(d *Daemon) bool {
+	ps := vmPorts(d)
+	return len(ps) == 2 && strings.HasPrefix(ps[0], "p1:migrating: source until de-associate (destination port p2") &&
+		strings.HasPrefix(ps[1], "p2:")
+}
+
+// TestMigration: a live migration from hv1 (port p1) to hv2 (port p2)
+// that the VM manager confirms in progress: the destination's ASSOCIATE
+// makes p2 pass without revoking p1 (the guest still runs on hv1 until
+// the switchover); meanwhile another claim on the MAC is still refused;
+// the source's DE-ASSOCIATE (its stopped hook) then removes p1's pair
+// only.
+func TestMigration(t *testing.T) {
+	m := newMigrationRig(t, nil)
+	r := m.memRig
+	waitFor(t, 2*time.Second, "the API listing the VM on both ports, p1 as the migration's source", func() bool { return overlapping(r.d) })
+	if !r.enf.allowed("p1", pairN(1, 100)) || !r.enf.allowed("p2", pairN(1, 100)) {
+		t.Fatalf("during the overlap both ports must pass: %v", r.enf.callList())
+	}
+	if slices.Contains(r.enf.callList(), "revoke p1 "+pairN(1, 100).String()) {
+		t.Fatalf("the source's pair was revoked at the destination's ASSOCIATE: %v", r.enf.callList())
+	}
+
+	// A third host claiming the VM (a clone its VM manager reports
+	// running) is not a confirmed migration: refused, nothing installed.
+	hv3 := newHostID(t, "hv3")
+	r.enrol(hv3)
+	if err := r.d.SetHostKeys(context.Background(), r.hosts); err != nil {
+		t.Fatal(err)
+	}
+	r.vmm.set("hv3", uuidN(1), verify.VMRunning, macN(1))
+	c := r.station(hv3, "p3")
+	re := refusal(t, c.do(wire.VSIAssociate, vsiOf(uuidN(1), macN(1), 0, 1)))
+	if rj, ok := findReject(r.d, "p3", "mac-live-elsewhere"); !ok || !strings.Contains(rj.Message, "not a confirmed migration") {
+		t.Fatalf("third claim: %v; rejects %+v", re, r.d.Rejects())
+	}
+	// Nor may another VM with the MAC claim it.
+	r.vmm.set("hv3", uuidN(9), verify.VMRunning, macN(1))
+	refusal(t, c.do(wire.VSIAssociate, vsiOf(uuidN(9), macN(1), 0, 1)))
+	if r.enf.allowed("p3", pairN(1, 100)) || r.enf.pending("p3", pairN(1, 100)) {
+		t.Fatalf("p3 got the pair: %v", r.enf.callList())
+	}
+	if !r.enf.allowed("p1", pairN(1, 100)) || !r.enf.allowed("p2", pairN(1, 100)) {
+		t.Fatalf("the refused claims disturbed the overlap: %v", r.enf.callList())
+	}
+
+	// The switchover; the source's stopped hook de-associates.
+	r.vmm.set("hv2", uuidN(1), verify.VMMigratedIn, macN(1))
+	if res := m.a.do(wire.VSIDeAssociate, vsiOf(uuidN(1), macN(1), 100, 1)); res.Err != nil {
+		t.Fatal(res.Err)
 	}
 	waitFor(t, 2*time.Second, "the source port's pair revoked", func() bool { return !r.enf.allowed("p1", pairN(1, 100)) })
-	a.waitEvent(vdp.EventBridgeDeassociated, 2*time.Second)
+	if !r.enf.allowed("p2", pairN(1, 100)) {
+		t.Fatalf("the source's DE-ASSOCIATE revoked the destination's pair: %v", r.enf.callList())
+	}
 	vms := r.d.VMs()
 	if len(vms) != 1 || vms[0].Port != "p2" || vms[0].Host != "hv2" || !vms[0].Verified.Migration {
 		t.Fatalf("vms: %+v", vms)
+	}
+	// The MAC is live on p2 only: the verifier's table says so.
+	if rj := refusal(t, m.a.do(wire.VSIAssociate, vsiOf(uuidN(1), macN(1), 0, 1))); rj == nil {
+		t.Fatal("unreachable")
+	}
+}
+
+// TestMigrationOverlapTimeout: a source that never de-associates (its
+// keep-alives flow, its VM manager still reports the VM migrating out)
+// loses its pair migration_overlap after the destination's ASSOCIATE, and
+// its station is told; the destination keeps its pair.
+func TestMigrationOverlapTimeout(t *testing.T) {
+	const overlap = 600 * time.Millisecond
+	m := newMigrationRig(t, func(c *switchconfig.Config) { c.MigrationOverlap = switchconfig.Duration(overlap) })
+	r := m.memRig
+	start := time.Now()
+	waitFor(t, 2*time.Second, "the overlap", func() bool { return overlapping(r.d) })
+	if !r.enf.allowed("p1", pairN(1, 100)) {
+		t.Fatal("source revoked before the bound")
+	}
+	m.a.waitEvent(vdp.EventBridgeDeassociated, 5*time.Second)
+	took := time.Since(start)
+	if r.enf.allowed("p1", pairN(1, 100)) || !r.enf.allowed("p2", pairN(1, 100)) {
+		t.Fatalf("after the bound: %v", r.enf.callList())
+	}
+	if took < overlap {
+		t.Fatalf("the source was revoked %v after the destination's ASSOCIATE, before migration_overlap (%v)", took, overlap)
+	}
+	if ps := vmPorts(r.d); len(ps) != 1 || !strings.HasPrefix(ps[0], "p2:") {
+		t.Fatalf("vms: %v", ps)
+	}
+	t.Logf("source revoked %v after the destination's ASSOCIATE (migration_overlap %v)", took.Round(time.Millisecond), overlap)
+}
+
+// TestMigrationSourceGone: once the VM manager no longer reports the VM on
+// the source (the switchover happened and libvirt dropped the domain
+// there), the source's pair goes at the source port's next reconcile,
+// before its stopped hook's DE-ASSOCIATE.
+func TestMigrationSourceGone(t *testing.T) {
+	m := newMigrationRig(t, nil)
+	r := m.memRig
+	waitFor(t, 2*time.Second, "the overlap", func() bool { return overlapping(r.d) })
+	r.vmm.set("hv1", uuidN(1), verify.VMInactive)
+	r.vmm.set("hv2", uuidN(1), verify.VMMigratedIn, macN(1))
+	m.a.waitEvent(vdp.EventBridgeDeassociated, 3*time.Second)
+	if r.enf.allowed("p1", pairN(1, 100)) || !r.enf.allowed("p2", pairN(1, 100)) {
+		t.Fatalf("after the source lost the VM: %v", r.enf.callList())
+	}
+}
+
+// TestMigrationDestinationGone: a migration that fails after the
+// destination's ASSOCIATE (the destination de-associates): the source is
+// told to associate again, so that its MACs are live in the verifier's
+// table again, and is accepted.
+func TestMigrationDestinationGone(t *testing.T) {
+	m := newMigrationRig(t, nil)
+	r := m.memRig
+	waitFor(t, 2*time.Second, "the overlap", func() bool { return overlapping(r.d) })
+	r.vmm.set("hv1", uuidN(1), verify.VMRunning, macN(1))
+	r.vmm.set("hv2", uuidN(1), verify.VMInactive)
+	if res := m.b.do(wire.VSIDeAssociate, vsiOf(uuidN(1), macN(1), 100, 1)); res.Err != nil {
+		t.Fatal(res.Err)
+	}
+	m.a.waitEvent(vdp.EventBridgeDeassociated, 3*time.Second)
+	if r.enf.allowed("p2", pairN(1, 100)) {
+		t.Fatalf("destination still allowed: %v", r.enf.callList())
+	}
+	if res := m.a.do(wire.VSIAssociate, vsiOf(uuidN(1), macN(1), 0, 1)); res.Err != nil {
+		t.Fatalf("the source associating again: %v", res.Err)
+	}
+	if !r.enf.allowed("p1", pairN(1, 100)) {
+		t.Fatalf("source not allowed again: %v", r.enf.callList())
+	}
+}
+
+// TestMigrationNoOverlap: a confirmed migration that is not in progress
+// (the destination reports the VM already migrated in, the source running:
+// nothing says the guest still runs there as part of a migration), or
+// with migration_overlap 0, revokes the source's pair at the
+// destination's ASSOCIATE, as before, and the source's station is told.
+func TestMigrationNoOverlap(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		overlap time.Duration
+		src     verify.VMState
+		dst     verify.VMState
+	}{
+		{"migrated-in", time.Minute, verify.VMRunning, verify.VMMigratedIn},
+		{"overlap-0", 0, verify.VMMigratingOut, verify.VMMigratingIn},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newMemRig(t, "p1", "p2")
+			r.cfg.MigrationOverlap = switchconfig.Duration(tc.overlap)
+			hv1, hv2 := newHostID(t, "hv1"), newHostID(t, "hv2")
+			r.enrol(hv1)
+			r.enrol(hv2)
+			r.vmm.set("hv1", uuidN(1), verify.VMRunning, macN(1))
+			r.start(nil)
+			a, b := r.station(hv1, "p1"), r.station(hv2, "p2")
+			if res := a.do(wire.VSIAssociate, vsiOf(uuidN(1), macN(1), 0, 1)); res.Err != nil {
+				t.Fatal(res.Err)
+			}
+			r.vmm.set("hv1", uuidN(1), tc.src, macN(1))
+			r.vmm.set("hv2", uuidN(1), tc.dst, macN(1))
+			if res := b.do(wire.VSIAssociate, vsiOf(uuidN(1), macN(1), 0, 1)); res.Err != nil {
+				t.Fatalf("associate at the destination: %v", res.Err)
+			}
+			a.waitEvent(vdp.EventBridgeDeassociated, 2*time.Second)
+			if r.enf.allowed("p1", pairN(1, 100)) || !r.enf.allowed("p2", pairN(1, 100)) {
+				t.Fatalf("after the move: %v", r.enf.callList())
+			}
+			if ps := vmPorts(r.d); len(ps) != 1 || !strings.HasPrefix(ps[0], "p2:") {
+				t.Fatalf("vms: %v", ps)
+			}
+		})
 	}
 }
 

@@ -68,8 +68,10 @@
 // "default"), read again when the file's content changes (polled every
 // second: size, modification time and SHA-256) and on SIGHUP; a file that
 // does not parse or validate keeps the profiles in force and logs why.
-// DC-wide (PolicyProfiles): the VM's port group and profile from
-// tether-policyd's store through the watch-fed policy/cache. A change
+// DC-wide (PolicyProfiles; RunConfig with the configuration's policy:
+// section, see dcpolicy.go): the VM's port group and profile from
+// tether-policyd's store through the watch-fed policy/cache, whose
+// placement records are also the VM manager (PolicyVMManager). A change
 // announced by the source (ProfileNotifier) is re-applied to the live
 // associations (ReapplyProfiles): a new VID ends the association (rule
 // revoked, DE-ASSOCIATE) so that the station associates again and is

@@ -159,6 +159,20 @@ func RunConfig(ctx context.Context, cfg switchconfig.Config, ro RunOptions) (err
 		opts.Profiles = sp
 		go sp.Run(ctx)
 	}
+	if cfg.Policy != nil {
+		// DC-wide mode (dcpolicy.go): the store's profiles and placement
+		// records, the file's until the store's first listing.
+		fallback := opts.Profiles
+		if fallback == nil {
+			fallback = StaticProfiles(cfg.Profiles)
+		}
+		dc, err := StartDCPolicy(ctx, *cfg.Policy, fallback, vmm, log)
+		if err != nil {
+			return err
+		}
+		defer dc.Close()
+		opts.Profiles, opts.VMManager = dc.Profiles(), dc.VMManager()
+	}
 	if ro.Tune != nil {
 		ro.Tune(&opts)
 	}

@@ -24,18 +24,22 @@
 #   3. a spoofing attempt: hostB claims web-01 from a doctored libvirt view;
 #      the switch's VM manager does not confirm it, the claim shows in
 #      `tetherctl switch rejects`, hostB's frames as web-01 are dropped;
-#   4. a live migration of web-01 from hostA to hostB with pre-association:
-#      the hooks run as libvirt runs them on a migration (tether-hook qemu
-#      web-01 migrate begin - < web-01.xml on hostB, then prepare, start,
-#      started; stopped and release on hostA), the switch's view of where
-#      VMs run comes from a placement file (placements:, which the demo
-#      rewrites: libvirt's test driver cannot migrate), and the moment the
-#      started hook returns on hostB a RARP and 2,000 frames (one every
-#      0.5 ms) leave hostB as web-01; the frames that reach hostA are
-#      counted: none may be lost. Then the same move back to hostA with
-#      tetherd in post-move mode (the older behaviour: no pre-association,
-#      the started hook does not wait), for comparison; its losses are
-#      reported side by side.
+#   4. a live migration of web-01 from hostA to hostB with pre-association,
+#      in libvirt's order: the hooks run as libvirt runs them (tether-hook
+#      qemu web-01 migrate begin - < web-01.xml on hostB, then prepare,
+#      start, started; stopped and release on hostA), the switch's view of
+#      where VMs run comes from a placement file (placements:, which the
+#      demo rewrites: libvirt's test driver cannot migrate). web-01 keeps
+#      sending from hostA (one frame every 0.5 ms) while hostB's started
+#      hook runs (libvirt's Prepare phase, before the memory transfer) and
+#      for TETHER_LAB_TRANSFER after; meanwhile the switch must list
+#      web-01 on both ports, swA noted as the migration's source. At the
+#      switchover web-01 sends a RARP and 2,000 frames from hostB while
+#      hostA's stopped hook runs. hostA's frames are counted on hostB and
+#      hostB's on hostA: none may be lost on either side. Then the same
+#      move back to hostA with tetherd in post-move mode (the older
+#      behaviour: no pre-association, the started hook does not wait), for
+#      comparison; its losses are reported side by side.
 # Exit status 0 only when every check passed.
 #
 # Everything (daemons, namespaces) is removed on exit, also on failure or
@@ -43,13 +47,17 @@
 # run. On failure it prints each side's view and the logs' last lines.
 #
 # Environment: TETHER_LAB_DIR (default /tmp/tether-lab), TETHER_LAB_NS (the
-# namespaces' prefix, default tl), BINDIR (default bin), GO (default go).
+# namespaces' prefix, default tl), BINDIR (default bin), GO (default go),
+# TETHER_LAB_TRANSFER (step 4's memory transfer, default 300ms: the time
+# from the destination's started hook to the switchover; 0s is the worst
+# case, the guest resuming the moment the hook returns).
 set -euo pipefail
 
 cd "$(dirname "$0")/../.."
 BINDIR=${BINDIR:-bin}
 GO=${GO:-go}
 LAB=${TETHER_LAB_DIR:-/tmp/tether-lab}
+TRANSFER=${TETHER_LAB_TRANSFER:-300ms}
 NS=${TETHER_LAB_NS:-tl}
 NS_SW=$NS-sw NS_A=$NS-hostA NS_B=$NS-hostB
 SW_SOCK=$LAB/switch/switchd.sock
@@ -494,23 +502,48 @@ web_profile() {
 uplink_up() {
   [ "$(ctl status --socket "$(host_sock "$1")" -o json | jq '.sources[] | select(.name == "uplink eth0") | .connected')" = true ]
 }
-# stream FROM TO MODE: the started hook on FROM and a RARP then 2,000
-# frames from web-01's MAC into FROM's switch port, one every 0.5 ms,
-# counted on TO; prints the result and keeps the lost count in LOST[MODE].
-# pre-associate: the frames start when the hook returns (libvirt resumes
-# the guest only then, and tetherd answers only once the switch has); post-
-# move: they start with the hook (nothing holds the guest back, the
-# association follows what the agent sees).
-declare -A LOST
-stream() {
-  local out conc=
-  [ "$3" = post-move ] && conc=-concurrent
-  out=$("$LAB/l2probe" -stream 2000 -interval 500us -wait 300ms -after "$(hook_cmd "$1" started begin)" $conc \
-    "$NS-$1" "$NS-$2" "$WEB_MAC1" 100) || fail "l2probe: $out"
+# migrate SRC DST MODE [CHECK]: web-01's live migration from SRC to DST in
+# libvirt's order (tests/lab/l2probe/migrate.go), as web-01's frames see
+# it: web-01 on SRC sends a stream of frames from its MAC (one every
+# 0.5 ms) into SRC's switch port; the started hook runs on DST meanwhile
+# (libvirt's Prepare phase, before the memory transfer: the guest still
+# runs on SRC); then CHECK (if any) runs, then $TRANSFER of "memory transfer"
+# while SRC still sends; at the switchover web-01 sends a RARP and 2,000
+# frames from DST's port instead, the placement records become
+# placements-after.yaml (the VM left SRC) and the stopped hook runs on SRC
+# (libvirt's Confirm phase). SRC's frames are counted on DST, DST's on
+# SRC. Prints l2probe's result and keeps the counts in SRC_SENT[MODE],
+# SRC_LOST[MODE], DST_SENT[MODE], DST_LOST[MODE].
+declare -A SRC_LOST DST_LOST SRC_SENT DST_SENT
+migrate() {
+  local src=$1 dst=$2 mode=$3 out
+  local args=(-migrate 2000 -interval 500us -lead 100ms -transfer "$TRANSFER" -wait 300ms
+    -started "$(hook_cmd "$dst" started begin)")
+  [ $# -lt 4 ] || args+=(-during "$4")
+  args+=(-stopped "mv $LAB/placements-after.yaml $LAB/placements.yaml && $(hook_cmd "$src" stopped end)")
+  out=$("$LAB/l2probe" "${args[@]}" "$NS-$src" "$NS-$dst" "$WEB_MAC1" 100) || fail "l2probe: $out"
   note "  $out"
-  LOST[$3]=$(sed -n 's/.* lost=\([0-9]*\) .*/\1/p' <<<"$out")
+  SRC_SENT[$mode]=$(sed -n 's/.*src_sent=\([0-9]*\) .*/\1/p' <<<"$out")
+  SRC_LOST[$mode]=$(sed -n 's/.*src_lost=\([0-9]*\) .*/\1/p' <<<"$out")
+  DST_SENT[$mode]=$(sed -n 's/.*dst_sent=\([0-9]*\) .*/\1/p' <<<"$out")
+  DST_LOST[$mode]=$(sed -n 's/.*dst_lost=\([0-9]*\) .*/\1/p' <<<"$out")
   RARP=$(sed -n 's/.* rarp=\([a-z]*\) .*/\1/p' <<<"$out")
+  DURING_OK=$(sed -n 's/.* during_ok=\([a-z]*\) .*/\1/p' <<<"$out")
 }
+# web_record STATE: web-01's placement record line in STATE.
+web_record() { echo "  - {uuid: $WEB, name: web-01, state: $1, macs: [\"$WEB_MAC1\", \"$WEB_MAC2\"]}"; }
+DB_RECORD="  - {uuid: $DB, name: db-01, state: running, macs: [\"$DB_MAC1\"]}"
+# overlap-check.sh, run between hostB's started hook and the switchover:
+# the switch lists web-01's two MACs on swA, noted as the migration's
+# source, and on swB (tetherctl switch vms, printed for the record).
+cat >"$LAB/overlap-check.sh" <<EOF
+#!/bin/sh
+ctl="$(cd "$BINDIR" && pwd)/tetherctl"
+\$ctl switch vms --socket "$SW_SOCK" >&2 || exit 1
+\$ctl switch vms --socket "$SW_SOCK" -o json | jq -e '
+  ([.[] | select(.port == "swA" and (.verified.note // "" | startswith("migrating: source until de-associate")))] | length) == 2 and
+  ([.[] | select(.port == "swB" and (.mac == "$WEB_MAC1" or .mac == "$WEB_MAC2"))] | length) == 2' >/dev/null
+EOF
 
 say "live migration of web-01 from hostA to hostB, with pre-association"
 note "hostB's tetherd back on its own libvirt view (hostB.xml, db-01 only)"
@@ -532,12 +565,17 @@ web_state swA associated || fail "web-01 no longer associated on swA while it st
 frame hostB hostA "$WEB_MAC1" 100 dropped "web-01 on hostB before it runs (rule held back)"
 hook hostB prepare begin
 hook hostB start begin
-note "started hook on hostB, then at once a RARP and 2,000 frames as web-01 from hostB:"
-stream hostB hostA pre-associate
+placements "hostA: []" "hostB:" "$DB_RECORD" "$(web_record running)"
+mv "$LAB/placements.yaml" "$LAB/placements-after.yaml"
+placements "hostA:" "$(web_record migrating-out)" "hostB:" "$DB_RECORD" "$(web_record migrating-in)"
+note "web-01 sends from hostA while the started hook runs on hostB (Prepare phase);"
+note "the switch must pass web-01 on both ports until the switchover:"
+migrate hostA hostB pre-associate "sh $LAB/overlap-check.sh"
+[ "$DURING_OK" = true ] || fail "after hostB's started hook the switch did not list web-01 on swA (migrating) and swB"
 [ "$RARP" = true ] || fail "the RARP from web-01 on hostB did not reach hostA"
-[ "${LOST[pre-associate]}" = 0 ] || fail "${LOST[pre-associate]} frames lost after the migration with pre-association, want 0"
-wait_for 5 "web-01 associated on swB only" web_on swB
-hook hostA stopped end
+[ "${SRC_LOST[pre-associate]}" = 0 ] || fail "${SRC_LOST[pre-associate]} frames from hostA lost before the switchover with pre-association, want 0"
+[ "${DST_LOST[pre-associate]}" = 0 ] || fail "${DST_LOST[pre-associate]} frames from hostB lost after the switchover with pre-association, want 0"
+wait_for 5 "web-01 associated on swB only (hostA de-associated by its stopped hook)" web_on swB
 hook hostA release end
 PROFILE_B=$(web_profile swB)
 note "web-01's profile on swB: $PROFILE_B"
@@ -569,15 +607,19 @@ hook hostA migrate begin
 hook hostA prepare begin
 hook hostA start begin
 web_state swA pre-associated && fail "post-move pre-associated web-01 on swA"
-note "started hook on hostA and, at the same moment, a RARP and 2,000 frames as web-01 from hostA:"
-stream hostA hostB post-move
-hook hostB stopped end
+placements "hostA:" "$(web_record running)" "hostB:" "$DB_RECORD"
+mv "$LAB/placements.yaml" "$LAB/placements-after.yaml"
+placements "hostA:" "$(web_record migrating-in)" "hostB:" "$DB_RECORD" "$(web_record migrating-out)"
+note "web-01 sends from hostB while the started hook runs on hostA (post-move: it does not wait):"
+migrate hostB hostA post-move
 hook hostB release end
 wait_for 10 "web-01 associated on swA only" web_on swA
 wait_for 10 "hostA's 2 VIFs verified" all_verified hostA 2
 wait_for 10 "hostB's VIFs: db-01's only (web-01 de-associated by its stopped hook)" all_verified hostB 1
 
-say "frames lost after the migration, 2,000 sent at 1 per 0.5 ms as soon as the guest may run"
-printf '  %-28s %s\n' "pre-associate (hostA->hostB)" "${LOST[pre-associate]} lost" "post-move (hostB->hostA)" "${LOST[post-move]} lost"
+say "frames lost during the live migration (libvirt's order, 1 frame per 0.5 ms: from the source until the switchover, then from the destination)"
+printf '  %-30s %s\n' \
+  "pre-associate (hostA->hostB)" "source: ${SRC_LOST[pre-associate]} lost of ${SRC_SENT[pre-associate]}, destination: ${DST_LOST[pre-associate]} lost of ${DST_SENT[pre-associate]}" \
+  "post-move (hostB->hostA)" "source: ${SRC_LOST[post-move]} lost of ${SRC_SENT[post-move]}, destination: ${DST_LOST[post-move]} lost of ${DST_SENT[post-move]}"
 
 FAILED=0

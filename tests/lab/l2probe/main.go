@@ -9,6 +9,11 @@
 // The namespaces are names under /run/netns (tl-hostA). VID 0 sends the
 // frames untagged. It prints "crossed" and exits 0, or prints "dropped" and
 // exits 1; 2 is an error.
+//
+//	l2probe -migrate N [-started CMD] [-during CMD] [-transfer D] [-stopped CMD] SRC_NETNS DST_NETNS MAC VID
+//
+// plays a live migration of the guest with MAC in libvirt's order and
+// counts the frames lost on each side (see migrateProbe).
 package main
 
 import (
@@ -37,13 +42,16 @@ var magic = []byte("tether-lab-probe:")
 
 func main() {
 	wait := flag.Duration("wait", time.Second, "how long to wait for a frame to arrive")
-	stream := flag.Int("stream", 0, "stream mode: send a RARP then this many numbered frames, and count those that arrive (see stream.go)")
-	interval := flag.Duration("interval", 500*time.Microsecond, "stream mode: the gap between two frames")
-	after := flag.String("after", "", "stream mode: a shell command to run first; the RARP goes the moment it exits")
-	concurrent := flag.Bool("concurrent", false, "stream mode: start sending when the -after command starts, not when it exits")
+	migrate := flag.Int("migrate", 0, "migrate mode: play a live migration, sending this many frames from the destination after the switchover (see migrate.go)")
+	interval := flag.Duration("interval", 500*time.Microsecond, "migrate mode: the gap between two frames")
+	lead := flag.Duration("lead", 50*time.Millisecond, "migrate mode: frames from the source this long before the started hook")
+	started := flag.String("started", "true", "migrate mode: the destination's started hook (shell command), run while the source sends")
+	during := flag.String("during", "", "migrate mode: a check (shell command) run once the started hook returned, before the switchover")
+	transfer := flag.Duration("transfer", 200*time.Millisecond, "migrate mode: the memory transfer, after the started hook (and the check) returned")
+	stopped := flag.String("stopped", "true", "migrate mode: the source's stopped hook (shell command), run at the switchover")
 	flag.Usage = func() {
 		fmt.Fprintln(os.Stderr, "usage: l2probe [-wait 1s] FROM_NETNS TO_NETNS SRC_MAC VID")
-		fmt.Fprintln(os.Stderr, "       l2probe -stream N [-interval 500us] [-after CMD [-concurrent]] [-wait 1s] FROM_NETNS TO_NETNS SRC_MAC VID")
+		fmt.Fprintln(os.Stderr, "       l2probe -migrate N [-interval 500us] [-lead 50ms] [-started CMD] [-during CMD] [-transfer 200ms] [-stopped CMD] [-wait 1s] SRC_NETNS DST_NETNS MAC VID")
 		flag.PrintDefaults()
 	}
 	flag.Parse()
@@ -51,8 +59,17 @@ func main() {
 		flag.Usage()
 		os.Exit(2)
 	}
-	if *stream > 0 {
-		res, err := streamProbe(flag.Arg(0), flag.Arg(1), flag.Arg(2), flag.Arg(3), *stream, *interval, *after, *concurrent, *wait)
+	if *migrate > 0 {
+		mac, err := parseMAC(flag.Arg(2))
+		var vid uint16
+		if err == nil {
+			vid, err = parseVID(flag.Arg(3))
+		}
+		var res migrateResult
+		if err == nil {
+			res, err = migrateProbe(migrateConfig{src: flag.Arg(0), dst: flag.Arg(1), mac: mac, vid: vid, interval: *interval,
+				lead: *lead, started: *started, during: *during, transfer: *transfer, stopped: *stopped, after: *migrate, wait: *wait})
+		}
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "l2probe: %v\n", err)
 			os.Exit(2)

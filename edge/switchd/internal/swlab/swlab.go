@@ -96,6 +96,10 @@ type Lab struct {
 	// TxA sends test frames from host A; RxB collects host B's.
 	TxA *rawsock.Socket
 	RxB *FrameSink
+
+	revOnce sync.Once
+	txB     *rawsock.Socket // host B's sender (SendFromB)
+	rxA     *FrameSink      // host A's sink (SendFromB)
 }
 
 // NewLab builds the namespaces and the bridge. STP is on with the smallest
@@ -206,6 +210,28 @@ func (l *Lab) Send(t testing.TB, mac [6]byte, vid uint16, wait time.Duration) bo
 // VID): {{0x88a8, 5}, {0x8100, 100}} is C-VID 100 inside S-VID 5.
 func (l *Lab) SendTags(t testing.TB, mac [6]byte, tags [][2]uint16, wait time.Duration) bool {
 	t.Helper()
+	return sendVia(t, l.TxA, l.RxB, mac, tags, wait)
+}
+
+// SendFromB is Send the other way: from host B, received on host A. The
+// first call opens host B's sender and host A's sink (kept until t ends).
+func (l *Lab) SendFromB(t testing.TB, mac [6]byte, vid uint16, wait time.Duration) bool {
+	t.Helper()
+	l.revOnce.Do(func() {
+		l.txB = l.B.Listen(t, "eth0", 0x88b6, false)
+		l.rxA = NewFrameSink(t, l.A.Listen(t, "eth0", unix.ETH_P_ALL, false))
+	})
+	var tags [][2]uint16
+	if vid != 0 {
+		tags = append(tags, [2]uint16{0x8100, vid})
+	}
+	return sendVia(t, l.txB, l.rxA, mac, tags, wait)
+}
+
+// sendVia sends one test frame on tx and reports whether rx got it within
+// wait.
+func sendVia(t testing.TB, tx *rawsock.Socket, rx *FrameSink, mac [6]byte, tags [][2]uint16, wait time.Duration) bool {
+	t.Helper()
 	frameID.Lock()
 	frameID.n++
 	id := frameID.n
@@ -222,17 +248,17 @@ func (l *Lab) SendTags(t testing.TB, mac [6]byte, tags [][2]uint16, wait time.Du
 	for len(f) < 60 {
 		f = append(f, 0)
 	}
-	if err := l.TxA.WriteFrame(context.Background(), f); err != nil {
+	if err := tx.WriteFrame(context.Background(), f); err != nil {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(wait)
 	for time.Now().Before(deadline) {
-		if l.RxB.Has(id) {
+		if rx.Has(id) {
 			return true
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	return l.RxB.Has(id)
+	return rx.Has(id)
 }
 
 // Domain is one running domain of a libvirt test driver node file.
