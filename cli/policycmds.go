@@ -217,7 +217,7 @@ func newPolicyListCommand(s *Streams, f *policyFlags, k policyKind) *cobra.Comma
 	}
 }
 
-// keyed sets the object's key.
+// setKey sets the object's key.
 func setKey(o policy.Object, key string) {
 	switch v := o.(type) {
 	case *policy.Profile:
@@ -243,33 +243,24 @@ func (f *policyFlags) printObject(s *Streams, verb string, k policyKind, o polic
 }
 
 func newPolicyAddCommand(s *Streams, f *policyFlags, k policyKind) *cobra.Command {
-	var fill func(policy.Object, bool) error
 	cmd := &cobra.Command{
 		Use:     "add " + k.keyArg,
 		Short:   fmt.Sprintf("Create a %s (fails if it exists; use set to change one)", k.noun),
 		Example: k.example,
-		Args:    usageArgs(cobra.ExactArgs(1)),
-		RunE: func(cmd *cobra.Command, args []string) error {
+	}
+	return policyWriteCommand(s, f, k, cmd, "created", true,
+		func(ctx context.Context, c *client.Client, key string, fill func(policy.Object, bool) error) (policy.Object, int64, error) {
 			o := policy.New(k.kind)
 			if err := fill(o, true); err != nil {
-				return usageErrorf(cmd, "%v", err)
+				return nil, 0, usageErrorf(cmd, "%v", err)
 			}
-			setKey(o, args[0])
-			return f.run(cmd, func(ctx context.Context, c *client.Client) error {
-				rev, err := c.Create(ctx, o)
-				if err != nil {
-					return err
-				}
-				return f.printObject(s, "created", k, o, rev)
-			})
-		},
-	}
-	fill = k.bind(cmd)
-	return cmd
+			setKey(o, key)
+			rev, err := c.Create(ctx, o)
+			return o, rev, err
+		})
 }
 
 func newPolicySetCommand(s *Streams, f *policyFlags, k policyKind) *cobra.Command {
-	var fill func(policy.Object, bool) error
 	cmd := &cobra.Command{
 		Use:   "set " + k.keyArg,
 		Short: fmt.Sprintf("Change the given fields of a %s; the others keep their values", k.noun),
@@ -277,30 +268,41 @@ func newPolicySetCommand(s *Streams, f *policyFlags, k policyKind) *cobra.Comman
 it back only if nobody changed it in between (If-Match on the revision read;
 on a conflict, run it again).`, k.noun),
 		Example: strings.ReplaceAll(k.example, " add ", " set "),
-		Args:    usageArgs(cobra.ExactArgs(1)),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			scratch := policy.New(k.kind)
-			if err := fill(scratch, false); err != nil { // check the flags before any request
-				return usageErrorf(cmd, "%v", err)
-			}
-			return f.run(cmd, func(ctx context.Context, c *client.Client) error {
-				o := policy.New(k.kind)
-				rev, err := c.Get(ctx, k.kind, args[0], o)
-				if err != nil {
-					return err
-				}
-				if err := fill(o, false); err != nil {
-					return usageErrorf(cmd, "%v", err)
-				}
-				rev, err = c.Replace(ctx, o, rev)
-				if err != nil {
-					return err
-				}
-				return f.printObject(s, "changed", k, o, rev)
-			})
-		},
 	}
-	fill = k.bind(cmd)
+	return policyWriteCommand(s, f, k, cmd, "changed", false,
+		func(ctx context.Context, c *client.Client, key string, fill func(policy.Object, bool) error) (policy.Object, int64, error) {
+			o := policy.New(k.kind)
+			rev, err := c.Get(ctx, k.kind, key, o)
+			if err != nil {
+				return nil, 0, err
+			}
+			if err := fill(o, false); err != nil {
+				return nil, 0, usageErrorf(cmd, "%v", err)
+			}
+			rev, err = c.Replace(ctx, o, rev)
+			return o, rev, err
+		})
+}
+
+// policyWriteCommand finishes add or set: it binds the kind's field flags
+// to cmd, checks them (fill with all) before any request, then runs write
+// on the one KEY argument and prints the object written with verb.
+func policyWriteCommand(s *Streams, f *policyFlags, k policyKind, cmd *cobra.Command, verb string, all bool,
+	write func(ctx context.Context, c *client.Client, key string, fill func(policy.Object, bool) error) (policy.Object, int64, error)) *cobra.Command {
+	fill := k.bind(cmd)
+	cmd.Args = usageArgs(cobra.ExactArgs(1))
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		if err := fill(policy.New(k.kind), all); err != nil {
+			return usageErrorf(cmd, "%v", err)
+		}
+		return f.run(cmd, func(ctx context.Context, c *client.Client) error {
+			o, rev, err := write(ctx, c, args[0], fill)
+			if err != nil {
+				return err
+			}
+			return f.printObject(s, verb, k, o, rev)
+		})
+	}
 	return cmd
 }
 
@@ -338,6 +340,13 @@ func changed(cmd *cobra.Command, all bool, name string) bool {
 	return all || cmd.Flags().Changed(name)
 }
 
+// assign sets *dst to v when flag name was given (or all is set).
+func assign[T any](cmd *cobra.Command, all bool, name string, dst *T, v T) {
+	if changed(cmd, all, name) {
+		*dst = v
+	}
+}
+
 func policyKinds() []policyKind {
 	return []policyKind{profileKind(), groupKind(), hostKind(), placementKind()}
 }
@@ -360,12 +369,8 @@ func profileKind() policyKind {
 			fl.StringVar(&in.ACL, "acl", "", "name of the ACL the switch applies")
 			return func(o policy.Object, all bool) error {
 				p := o.(*policy.Profile)
-				if changed(cmd, all, "vid") {
-					p.VID = in.VID
-				}
-				if changed(cmd, all, "mode") {
-					p.Mode = in.Mode
-				}
+				assign(cmd, all, "vid", &p.VID, in.VID)
+				assign(cmd, all, "mode", &p.Mode, in.Mode)
 				if changed(cmd, all, "ether-types") {
 					p.EtherTypes = nil
 					for _, s := range ets {
@@ -376,15 +381,9 @@ func profileKind() policyKind {
 						p.EtherTypes = append(p.EtherTypes, uint16(v))
 					}
 				}
-				if changed(cmd, all, "rate-kbps") {
-					p.RateKbps = in.RateKbps
-				}
-				if changed(cmd, all, "priority") {
-					p.Priority = in.Priority
-				}
-				if changed(cmd, all, "acl") {
-					p.ACL = in.ACL
-				}
+				assign(cmd, all, "rate-kbps", &p.RateKbps, in.RateKbps)
+				assign(cmd, all, "priority", &p.Priority, in.Priority)
+				assign(cmd, all, "acl", &p.ACL, in.ACL)
 				return nil
 			}
 		},
@@ -421,24 +420,16 @@ func groupKind() policyKind {
 			fl.IntVar(&in.Match.Priority, "priority", 0, "order among matching groups: higher wins")
 			return func(o policy.Object, all bool) error {
 				g := o.(*policy.PortGroup)
-				if changed(cmd, all, "profile") {
-					g.Profile = in.Profile
-				}
-				if changed(cmd, all, "uuid") {
-					g.Match.UUIDs = in.Match.UUIDs
-				}
-				if changed(cmd, all, "name-pattern") {
-					g.Match.NamePatterns = in.Match.NamePatterns
-				}
+				assign(cmd, all, "profile", &g.Profile, in.Profile)
+				assign(cmd, all, "uuid", &g.Match.UUIDs, in.Match.UUIDs)
+				assign(cmd, all, "name-pattern", &g.Match.NamePatterns, in.Match.NamePatterns)
 				if changed(cmd, all, "label") {
 					g.Match.Labels = nil
 					if len(labels) > 0 {
 						g.Match.Labels = policy.LabelPairs(labels)
 					}
 				}
-				if changed(cmd, all, "priority") {
-					g.Match.Priority = in.Match.Priority
-				}
+				assign(cmd, all, "priority", &g.Match.Priority, in.Match.Priority)
 				return nil
 			}
 		},
@@ -481,9 +472,7 @@ func hostKind() policyKind {
 			fl.StringVar(&keyFile, "public-key-file", "", "the host's Ed25519 public key (PEM), as tetherd wrote it")
 			return func(o policy.Object, all bool) error {
 				h := o.(*policy.Host)
-				if changed(cmd, all, "role") {
-					h.Role = in.Role
-				}
+				assign(cmd, all, "role", &h.Role, in.Role)
 				if cmd.Flags().Changed("public-key-file") {
 					b, err := os.ReadFile(keyFile)
 					if err != nil {
@@ -516,18 +505,10 @@ func placementKind() policyKind {
 			fl.StringVar(&in.Name, "name", "", "the VM's name")
 			return func(o policy.Object, all bool) error {
 				p := o.(*policy.Placement)
-				if changed(cmd, all, "host") {
-					p.Host = in.Host
-				}
-				if changed(cmd, all, "mac") {
-					p.MACs = in.MACs
-				}
-				if changed(cmd, all, "state") {
-					p.State = in.State
-				}
-				if changed(cmd, all, "name") {
-					p.Name = in.Name
-				}
+				assign(cmd, all, "host", &p.Host, in.Host)
+				assign(cmd, all, "mac", &p.MACs, in.MACs)
+				assign(cmd, all, "state", &p.State, in.State)
+				assign(cmd, all, "name", &p.Name, in.Name)
 				p.Source = "tetherctl"
 				p.Updated = time.Now().UTC()
 				return nil

@@ -14,6 +14,7 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/tether-net/tether/internal/daemonflags"
 	"github.com/tether-net/tether/policy/policyd"
 )
 
@@ -61,23 +62,7 @@ func main() {
 		_, _ = io.WriteString(os.Stderr, usage)
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(os.Args[1:]); err != nil {
-		if err == flag.ErrHelp {
-			os.Exit(0)
-		}
-		os.Exit(2)
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(os.Stderr, "tether-policyd: unexpected arguments %q\n", fs.Args())
-		fs.Usage()
-		os.Exit(2)
-	}
-	if *showVersion {
-		fmt.Println("tether-policyd", version)
-		return
-	}
-	explicit := false
-	fs.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "config" })
+	explicit := daemonflags.ParseOS(fs, "tether-policyd", version, showVersion)
 	cfg, err := policyd.Load(*cfgPath, explicit)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "tether-policyd: %v\n", err)

@@ -12,7 +12,8 @@
 // with the store: changed records are written and the records of this
 // host whose VM is gone (undefined, shut off, moved away) are deleted, in
 // one batch. Only active domains (running, paused, migrating) have a
-// record.
+// record. A domain that cannot be read, or gives no valid record, is
+// reported and skipped: its record stays, the others are written.
 //
 // During a live migration both hosts have the domain. A record is keyed
 // by VM UUID, so the two writers would overwrite each other; a writer
@@ -301,23 +302,27 @@ func (w *Writer) Resync(ctx context.Context, conn *virt.Connect) error {
 		return fmt.Errorf("placement: host %s: list domains: %w", w.cfg.Host, err)
 	}
 	desired := make(map[string]policy.Placement, len(doms))
-	var readErr error
+	// A domain that cannot be read (or gives no valid placement, such as
+	// a name with a control character) costs only its own record: the
+	// others are still written, and its record is not deleted (it may
+	// well run here). Without its UUID nothing is deleted.
+	keep := map[string]bool{}
+	blind := false
+	var readErrs []error
 	for i := range doms {
 		p, active, err := w.read(&doms[i])
-		_ = doms[i].Free()
-		if err != nil {
-			if !errors.Is(err, virt.ERR_NO_DOMAIN) && readErr == nil {
-				readErr = err
+		if err != nil && !errors.Is(err, virt.ERR_NO_DOMAIN) {
+			readErrs = append(readErrs, err)
+			if uuid, uerr := doms[i].GetUUIDString(); uerr == nil {
+				keep[strings.ToLower(uuid)] = true
+			} else {
+				blind = true
 			}
-			continue
 		}
-		if active {
+		_ = doms[i].Free()
+		if err == nil && active {
 			desired[p.VM] = p
 		}
-	}
-	if readErr != nil {
-		w.errs.Add(1)
-		return fmt.Errorf("placement: host %s: read domains: %w", w.cfg.Host, readErr)
 	}
 	cur := make(map[string]policy.Placement, len(stored))
 	for _, p := range stored {
@@ -336,11 +341,16 @@ func (w *Writer) Resync(ctx context.Context, conn *virt.Connect) error {
 		}
 	}
 	for vm, p := range cur {
-		if _, ok := desired[vm]; !ok && p.Host == w.cfg.Host {
+		if _, ok := desired[vm]; !ok && p.Host == w.cfg.Host && !keep[vm] && !blind {
 			del = append(del, vm)
 		}
 	}
-	return w.apply(ctx, put, del)
+	err = w.apply(ctx, put, del)
+	if len(readErrs) > 0 {
+		w.errs.Add(1)
+		err = errors.Join(err, fmt.Errorf("placement: host %s: %d domains not read: %w", w.cfg.Host, len(readErrs), errors.Join(readErrs...)))
+	}
+	return err
 }
 
 // syncDirty reads back the domains events marked dirty.
@@ -355,6 +365,7 @@ func (w *Writer) syncDirty(ctx context.Context, conn *virt.Connect) error {
 	w.mu.Unlock()
 	var put []policy.Placement
 	var del []string
+	var readErrs []error
 	for _, vm := range vms {
 		dom, err := conn.LookupDomainByUUIDString(vm)
 		active := false
@@ -364,11 +375,12 @@ func (w *Writer) syncDirty(ctx context.Context, conn *virt.Connect) error {
 			_ = dom.Free()
 		}
 		if err != nil && !errors.Is(err, virt.ERR_NO_DOMAIN) {
+			// Try again with the next event or resync; the others go on.
 			w.mu.Lock()
-			w.dirty[vm] = true // try again with the next event or resync
+			w.dirty[vm] = true
 			w.mu.Unlock()
-			w.errs.Add(1)
-			return fmt.Errorf("placement: host %s: read domain %s: %w", w.cfg.Host, vm, err)
+			readErrs = append(readErrs, fmt.Errorf("placement: host %s: read domain %s: %w", w.cfg.Host, vm, err))
+			continue
 		}
 		switch {
 		case active && w.wants(cur, p):
@@ -379,7 +391,12 @@ func (w *Writer) syncDirty(ctx context.Context, conn *virt.Connect) error {
 			}
 		}
 	}
-	return w.apply(ctx, put, del)
+	err := w.apply(ctx, put, del)
+	if len(readErrs) > 0 {
+		w.errs.Add(1)
+		err = errors.Join(err, errors.Join(readErrs...))
+	}
+	return err
 }
 
 // wants reports whether p should be written over the stored record.

@@ -286,3 +286,40 @@ func TestTruncateName(t *testing.T) {
 		t.Error("a name of exactly the limit was cut")
 	}
 }
+
+// TestResyncSkipsUnreadableDomain: a domain that gives no valid placement
+// (libvirt accepts a tab in a name; a placement does not) costs only its
+// own record. The host's other VMs are still written, a gone VM's record
+// is still deleted, and the unreadable VM's record is kept (it may run
+// here); Resync says which domain it could not read.
+func TestResyncSkipsUnreadableDomain(t *testing.T) {
+	const uuidBad = "11111111-2222-3333-4444-000000000009"
+	conn := testConn(t,
+		domainXMLDoc("web-01", uuidWeb, "52:54:00:00:00:01"),
+		domainXMLDoc("bad&#9;name", uuidBad, "52:54:00:00:00:09"))
+	sink := &memSink{m: map[string]policy.Placement{
+		uuidOld: {VM: uuidOld, Host: "hv1", State: policy.StateRunning},
+		uuidBad: {VM: uuidBad, Host: "hv1", State: policy.StateRunning, Name: "bad"},
+	}}
+	w, err := New(Config{Host: "hv1", URI: "test:///node", Sink: sink, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = w.Resync(context.Background(), conn)
+	want := "placement: host hv1: 1 domains not read: domain " + uuidBad + `: placement "` + uuidBad + `": name: contains a control character or invalid UTF-8`
+	if err == nil || err.Error() != want {
+		t.Errorf("Resync = %v\nwant %s", err, want)
+	}
+	if p, ok := sink.get(uuidWeb); !ok || p.Name != "web-01" {
+		t.Errorf("web-01's placement not written: %+v", p)
+	}
+	if _, ok := sink.get(uuidOld); ok {
+		t.Error("the record of a VM gone from hv1 was kept")
+	}
+	if p, ok := sink.get(uuidBad); !ok || p.Name != "bad" {
+		t.Errorf("the unreadable VM's record was not kept: %+v, %v", p, ok)
+	}
+	if st := w.Stats(); st.Errors != 1 || st.Written != 1 || st.Deleted != 1 {
+		t.Errorf("stats %+v: want 1 error, 1 written, 1 deleted", st)
+	}
+}

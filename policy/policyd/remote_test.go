@@ -31,8 +31,7 @@ func TestEmbeddedRemote(t *testing.T) {
 		t.Fatal(err)
 	}
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	var d *testDaemon
-	d = startDaemon(t, func(c *Config) {
+	d := startDaemon(t, func(c *Config) {
 		dir := filepath.Dir(c.TLS.Cert)
 		caPath := filepath.Join(dir, "ca.pem")
 		c.Etcd.Embedded.Remote = &Remote{Listen: addr, Cert: c.TLS.Cert, Key: c.TLS.Key, ClientCA: caPath}

@@ -165,7 +165,7 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, client.Health{Status: "ok", Version: s.Version})
 }
 
-// kind returns the path's kind, or answers 404.
+// kindOf returns the path's kind, or answers 404.
 func kindOf(w http.ResponseWriter, r *http.Request) (policy.Kind, bool) {
 	k := policy.Kind(r.PathValue("kind"))
 	if !k.Valid() {
@@ -180,12 +180,22 @@ func methodNotAllowed(w http.ResponseWriter, r *http.Request, allow string) {
 	writeError(w, errorf(http.StatusMethodNotAllowed, "", "%s %s: allowed: %s", r.Method, r.URL.Path, allow))
 }
 
-func (s *Server) collection(w http.ResponseWriter, r *http.Request) {
+// begin authorizes r and reads its path's kind; on failure it has
+// answered.
+func (s *Server) begin(w http.ResponseWriter, r *http.Request) (Principal, policy.Kind, bool) {
 	p, ok := s.authorize(w, r)
 	if !ok {
-		return
+		return Principal{}, "", false
 	}
 	kind, ok := kindOf(w, r)
+	if !ok {
+		return Principal{}, "", false
+	}
+	return p, kind, true
+}
+
+func (s *Server) collection(w http.ResponseWriter, r *http.Request) {
+	p, kind, ok := s.begin(w, r)
 	if !ok {
 		return
 	}
@@ -200,11 +210,7 @@ func (s *Server) collection(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) member(w http.ResponseWriter, r *http.Request) {
-	p, ok := s.authorize(w, r)
-	if !ok {
-		return
-	}
-	kind, ok := kindOf(w, r)
+	p, kind, ok := s.begin(w, r)
 	if !ok {
 		return
 	}

@@ -14,9 +14,10 @@ import (
 	"github.com/google/nftables"
 	"github.com/google/nftables/binaryutil"
 	"github.com/google/nftables/expr"
-	"github.com/google/nftables/userdata"
 	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
+
+	"github.com/tether-net/tether/internal/nftbridge"
 )
 
 // Names of the objects in the allow-list table. Per-port objects append
@@ -205,14 +206,12 @@ func (a *allowList) counter(name string) *nftables.NamedObj {
 	return &nftables.NamedObj{Table: a.table, Name: name, Type: nftables.ObjTypeCounter, Obj: &expr.Counter{}}
 }
 
-func comment(role string) []byte {
-	return userdata.AppendString(nil, userdata.TypeComment, rulePrefix+role)
-}
+func comment(role string) []byte { return nftbridge.Comment(rulePrefix + role) }
 
 // ruleRole returns the role a rule's comment names, or "" for a rule
 // without a comment of ours.
 func ruleRole(r *nftables.Rule) string {
-	c, ok := userdata.GetString(r.UserData, userdata.TypeComment)
+	c, ok := nftbridge.CommentOf(r)
 	if !ok || !strings.HasPrefix(c, rulePrefix) {
 		return ""
 	}
@@ -254,110 +253,9 @@ func portRoles(port string) []string {
 	return []string{roleAllow + " " + port, roleDrop + " " + port}
 }
 
-// ifnameKey is the map key of an interface name: IFNAMSIZ bytes, NUL
-// padded.
-func ifnameKey(port string) []byte {
-	var k [unix.IFNAMSIZ]byte
-	copy(k[:], port)
-	return k[:]
-}
-
-// portFromIfnameKey decodes an ifname key.
-func portFromIfnameKey(k []byte) string {
-	if i := bytes.IndexByte(k, 0); i >= 0 {
-		return string(k[:i])
-	}
-	return string(k)
-}
-
-// jumpTarget decodes a verdict map element's value (the nested
-// NFTA_VERDICT_CODE and NFTA_VERDICT_CHAIN attributes): the chain a jump
-// goes to, or "" for any other or malformed verdict.
-func jumpTarget(val []byte) string {
-	ad, err := netlink.NewAttributeDecoder(val)
-	if err != nil {
-		return ""
-	}
-	ad.ByteOrder = binary.BigEndian
-	var code int32
-	var chain string
-	for ad.Next() {
-		switch ad.Type() {
-		case unix.NFTA_VERDICT_CODE:
-			code = int32(ad.Uint32())
-		case unix.NFTA_VERDICT_CHAIN:
-			chain = ad.String()
-		}
-	}
-	if ad.Err() != nil || code != int32(expr.VerdictJump) {
-		return ""
-	}
-	return chain
-}
-
-// snapshot is one read of the table's shared objects.
-type snapshot struct {
-	table    bool
-	dormant  bool
-	chains   map[string]*nftables.Chain
-	sets     map[string]bool
-	counters map[string]Counter
-	// ports maps an interface name in the dispatch map to its jump target.
-	ports map[string]string
-}
-
-func (a *allowList) read(c *nftables.Conn) (*snapshot, error) {
-	s := &snapshot{chains: map[string]*nftables.Chain{}, sets: map[string]bool{}, counters: map[string]Counter{}, ports: map[string]string{}}
-	tables, err := c.ListTablesOfFamily(nftables.TableFamilyBridge)
-	if err != nil {
-		return nil, fmt.Errorf("list bridge tables: %w", err)
-	}
-	for _, t := range tables {
-		if t.Name == a.table.Name {
-			s.table = true
-			s.dormant = t.Flags&unix.NFT_TABLE_F_DORMANT != 0
-		}
-	}
-	if !s.table {
-		return s, nil
-	}
-	chains, err := c.ListChainsOfTableFamily(nftables.TableFamilyBridge)
-	if err != nil {
-		return nil, fmt.Errorf("list chains: %w", err)
-	}
-	for _, ch := range chains {
-		if ch.Table != nil && ch.Table.Name == a.table.Name {
-			s.chains[ch.Name] = ch
-		}
-	}
-	sets, err := c.GetSets(a.table)
-	if err != nil {
-		return nil, fmt.Errorf("list sets: %w", err)
-	}
-	for _, set := range sets {
-		s.sets[set.Name] = true
-	}
-	objs, err := c.GetNamedObjects(a.table)
-	if err != nil {
-		return nil, fmt.Errorf("list counters: %w", err)
-	}
-	for _, o := range objs {
-		if n, ok := o.(*nftables.NamedObj); ok && n.Type == nftables.ObjTypeCounter {
-			if ctr, ok := n.Obj.(*expr.Counter); ok {
-				s.counters[n.Name] = Counter{Packets: ctr.Packets, Bytes: ctr.Bytes}
-			}
-		}
-	}
-	if s.sets[portsMapName] {
-		els, err := c.GetSetElements(a.portsMap())
-		if err != nil {
-			return nil, fmt.Errorf("list %s map: %w", portsMapName, err)
-		}
-		for _, el := range els {
-			s.ports[portFromIfnameKey(el.Key)] = jumpTarget(el.Val)
-		}
-	}
-	return s, nil
+// read is one read of the table's shared objects.
+func (a *allowList) read(c *nftables.Conn) (*nftbridge.Snapshot, error) {
+	return nftbridge.Read(c, a.table, a.portsMap())
 }
 
 // baseState is what one read of the table's shared objects found.
@@ -416,6 +314,8 @@ func (a *allowList) readBase(c *nftables.Conn, nl *netlink.Conn) (baseState, err
 	}
 	if len(rules) != 1 || ruleRole(rules[0]) != roleDispatch {
 		b.problems = append(b.problems, fmt.Sprintf("base chain has %d rules, want the dispatch rule alone", len(rules)))
+	} else if got, want := nftbridge.RuleShape(rules[0]), nftbridge.RuleShape(a.dispatchRule()); got != want {
+		b.problems = append(b.problems, fmt.Sprintf("dispatch rule is %q, want %q", got, want))
 	}
 	return b, nil
 }
@@ -484,8 +384,8 @@ func (a *allowList) portJump(c *nftables.Conn, port string) (string, bool, error
 		return "", false, fmt.Errorf("list %s map: %w", portsMapName, err)
 	}
 	for _, el := range els {
-		if portFromIfnameKey(el.Key) == port {
-			return jumpTarget(el.Val), true, nil
+		if nftbridge.PortFromIfnameKey(el.Key) == port {
+			return nftbridge.JumpTarget(el.Val), true, nil
 		}
 	}
 	return "", false, nil
@@ -550,6 +450,9 @@ func (a *allowList) readPort(c *nftables.Conn, nl *netlink.Conn, b baseState, po
 		}
 		if !slices.Equal(roles, portRoles(port)) {
 			st.problems = append(st.problems, fmt.Sprintf("chain %s has rules %q, want %q", portChainPrefix+port, roles, portRoles(port)))
+		} else if got, want := nftbridge.RuleShapes(rules), nftbridge.RuleShapes(a.portRules(port)); !slices.Equal(got, want) {
+			// The right comments on rules that do something else.
+			st.problems = append(st.problems, fmt.Sprintf("chain %s rules are %q, want %q", portChainPrefix+port, got, want))
 		}
 	}
 	if !st.set {
@@ -630,7 +533,7 @@ func (a *allowList) ensure(ctx context.Context, port string, mac net.HardwareAdd
 		for _, r := range a.portRules(port) {
 			c.AddRule(r)
 		}
-		el := []nftables.SetElement{{Key: ifnameKey(port), VerdictData: &expr.Verdict{Kind: expr.VerdictJump, Chain: ch.Name}}}
+		el := []nftables.SetElement{{Key: nftbridge.IfnameKey(port), VerdictData: &expr.Verdict{Kind: expr.VerdictJump, Chain: ch.Name}}}
 		if st.managed && st.jump != ch.Name {
 			if err := c.SetDeleteElements(a.portsMap(), el); err != nil {
 				return fmt.Errorf("delete %s from the dispatch map: %w", port, err)
@@ -663,7 +566,7 @@ func (a *allowList) remove(ctx context.Context, port string) error {
 		}
 		n := 0
 		if st.managed {
-			if err := c.SetDeleteElements(a.portsMap(), []nftables.SetElement{{Key: ifnameKey(port)}}); err != nil {
+			if err := c.SetDeleteElements(a.portsMap(), []nftables.SetElement{{Key: nftbridge.IfnameKey(port)}}); err != nil {
 				return fmt.Errorf("delete %s from the dispatch map: %w", port, err)
 			}
 			n++
@@ -701,13 +604,13 @@ func (a *allowList) managedPorts(ctx context.Context) ([]string, error) {
 		if err != nil {
 			return err
 		}
-		for p := range s.ports {
+		for p := range s.Ports {
 			out = append(out, p)
 		}
 		// Ports whose chain exists without a map entry are half-written.
-		for name := range s.chains {
+		for name := range s.Chains {
 			if p, ok := strings.CutPrefix(name, portChainPrefix); ok {
-				if _, in := s.ports[p]; !in {
+				if _, in := s.Ports[p]; !in {
 					out = append(out, p)
 				}
 			}
@@ -726,12 +629,12 @@ func (a *allowList) counters(ctx context.Context, port string) (PortCounters, er
 		if err != nil {
 			return err
 		}
-		acc, ok1 := s.counters[accCountPrefix+port]
-		drop, ok2 := s.counters[dropCountPrefix+port]
+		acc, ok1 := s.Counters[accCountPrefix+port]
+		drop, ok2 := s.Counters[dropCountPrefix+port]
 		if !ok1 || !ok2 {
 			return fmt.Errorf("port %s has no counters", port)
 		}
-		pc = PortCounters{Accepted: acc, Dropped: drop}
+		pc = PortCounters{Accepted: Counter(acc), Dropped: Counter(drop)}
 		return nil
 	})
 	return pc, err
@@ -741,7 +644,7 @@ func (a *allowList) counters(ctx context.Context, port string) (PortCounters, er
 func (a *allowList) deleteTable(ctx context.Context) error {
 	return a.do(ctx, "delete table", func(c *nftables.Conn) error {
 		s, err := a.read(c)
-		if err != nil || !s.table {
+		if err != nil || !s.Table {
 			return err
 		}
 		c.DelTable(a.table)

@@ -10,7 +10,10 @@ import (
 	"time"
 
 	"github.com/google/nftables"
+	"github.com/google/nftables/expr"
 	"golang.org/x/sys/unix"
+
+	"github.com/tether-net/tether/internal/nftbridge"
 )
 
 // allowLab is a plain bridge with two ports: p1 (the VM's, sent into from
@@ -119,9 +122,25 @@ func TestAllowListHost(t *testing.T) {
 		{"flushed set", "set allow-" + l.p1 + " holds []", func(c *nftables.Conn) { c.FlushSet(a.allowSet(l.p1)) }},
 		{"flushed chain", "chain port-" + l.p1 + ` has rules []`, func(c *nftables.Conn) { c.FlushChain(a.portChain(l.p1)) }},
 		{"map element gone", "port missing from the dispatch map", func(c *nftables.Conn) {
-			_ = c.SetDeleteElements(a.portsMap(), []nftables.SetElement{{Key: ifnameKey(l.p1)}})
+			_ = c.SetDeleteElements(a.portsMap(), []nftables.SetElement{{Key: nftbridge.IfnameKey(l.p1)}})
 		}},
 		{"base chain flushed", "base chain has 0 rules", func(c *nftables.Conn) { c.FlushChain(a.baseChain()) }},
+		{"drop rule accepts", "chain port-" + l.p1 + " rules are", func(c *nftables.Conn) {
+			// The same comments, but the last rule accepts: every
+			// source MAC would pass.
+			c.FlushChain(a.portChain(l.p1))
+			rules := a.portRules(l.p1)
+			rules[1].Exprs[len(rules[1].Exprs)-1] = &expr.Verdict{Kind: expr.VerdictAccept}
+			for _, r := range rules {
+				c.AddRule(r)
+			}
+		}},
+		{"dispatch rule accepts", "dispatch rule is", func(c *nftables.Conn) {
+			c.FlushChain(a.baseChain())
+			r := a.dispatchRule()
+			r.Exprs = []expr.Any{&expr.Verdict{Kind: expr.VerdictAccept}}
+			c.AddRule(r)
+		}},
 	} {
 		if err := a.do(ctx, "tamper", func(c *nftables.Conn) error { tc.tamper(c); return c.Flush() }); err != nil {
 			t.Fatalf("%s: %v", tc.name, err)

@@ -5,12 +5,11 @@ import (
 	"crypto/rand"
 	"encoding/binary"
 	"encoding/hex"
-	"errors"
-	"fmt"
 	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -19,12 +18,9 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/tether-net/tether/internal/netnstest"
+	"github.com/tether-net/tether/internal/pkttest"
 	"github.com/tether-net/tether/tests/kvm/kvmtest"
 )
-
-// etherTypeTest is the IEEE 802 local experimental EtherType the test
-// frames carry, so nothing else the kernel sends is taken for them.
-const etherTypeTest = 0x88b5
 
 // lab is where a test builds bridges and veth pairs: a fresh network
 // namespace on the host, the VM's own namespace in the kernel VM (busybox
@@ -170,121 +166,41 @@ func (l *lab) rxPackets(t testing.TB, ifname string) uint64 {
 	return lk.Attrs().Statistics.RxPackets
 }
 
-// rawSock is an AF_PACKET socket bound to one interface, with
-// PACKET_AUXDATA on so that a VLAN tag the kernel took out of the frame
-// (receive offload, or the bridge's hardware-accelerated tag) is put back
-// into the captured bytes where it was on the wire, as libpcap does.
+// rawSock is a pkttest socket on one interface of the lab.
 type rawSock struct {
-	fd int
+	s *pkttest.Sock
 }
 
 func (l *lab) rawSocket(t *testing.T, ifname string) *rawSock {
 	t.Helper()
-	var s *rawSock
-	err := l.do(func() error {
-		ifi, err := net.InterfaceByName(ifname)
-		if err != nil {
-			return err
-		}
-		fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, int(htons(unix.ETH_P_ALL)))
-		if err != nil {
-			return fmt.Errorf("packet socket: %w", err)
-		}
-		if err := unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_ALL), Ifindex: ifi.Index}); err != nil {
-			unix.Close(fd)
-			return fmt.Errorf("bind %s: %w", ifname, err)
-		}
-		if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_AUXDATA, 1); err != nil {
-			unix.Close(fd)
-			return fmt.Errorf("PACKET_AUXDATA: %w", err)
-		}
-		_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, 4<<20)
-		s = &rawSock{fd: fd}
-		return nil
+	var s *pkttest.Sock
+	err := l.do(func() (err error) {
+		s, err = pkttest.Open(ifname)
+		return err
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { unix.Close(s.fd) })
-	return s
+	t.Cleanup(func() { s.Close() })
+	return &rawSock{s: s}
 }
 
-func htons(v uint16) uint16 { return v<<8 | v>>8 }
-
-func (s *rawSock) send(frame []byte) error {
-	_, err := unix.Write(s.fd, frame)
-	return err
-}
+func (s *rawSock) send(frame []byte) error { return s.s.Send(frame) }
 
 // recv returns the next frame received (outgoing copies skipped), with any
 // offloaded tag reinserted, or an error after timeout.
 func (s *rawSock) recv(timeout time.Duration) ([]byte, error) {
-	deadline := time.Now().Add(timeout)
-	buf := make([]byte, 9216)
-	oob := make([]byte, 256)
-	for {
-		left := time.Until(deadline)
-		if left <= 0 {
-			return nil, errTimeout
-		}
-		tv := unix.NsecToTimeval(left.Nanoseconds())
-		_ = unix.SetsockoptTimeval(s.fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv)
-		n, oobn, _, from, err := unix.Recvmsg(s.fd, buf, oob, 0)
-		if errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EINTR) {
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		if ll, ok := from.(*unix.SockaddrLinklayer); ok && ll.Pkttype == unix.PACKET_OUTGOING {
-			continue
-		}
-		frame := append([]byte(nil), buf[:n]...)
-		msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
-		if err != nil {
-			return nil, err
-		}
-		for _, m := range msgs {
-			// struct tpacket_auxdata: status, len, snaplen (u32), mac,
-			// net, vlan_tci, vlan_tpid (u16), host byte order.
-			if m.Header.Level != unix.SOL_PACKET || m.Header.Type != unix.PACKET_AUXDATA || len(m.Data) < 20 {
-				continue
-			}
-			status := binary.NativeEndian.Uint32(m.Data[0:4])
-			if status&unix.TP_STATUS_VLAN_VALID == 0 || len(frame) < 12 {
-				continue
-			}
-			// Without TP_STATUS_VLAN_TPID_VALID the TPID is unknown: 0,
-			// which no test accepts.
-			var tpid uint16
-			if status&unix.TP_STATUS_VLAN_TPID_VALID != 0 {
-				tpid = binary.NativeEndian.Uint16(m.Data[18:20])
-			}
-			tci := binary.NativeEndian.Uint16(m.Data[16:18])
-			tag := binary.BigEndian.AppendUint16(binary.BigEndian.AppendUint16(nil, tpid), tci)
-			frame = append(frame[:12], append(tag, frame[12:]...)...)
-		}
-		return frame, nil
+	f, err := s.s.Recv(make([]byte, 9216), timeout)
+	if err != nil {
+		return nil, err
 	}
+	return slices.Clip(f), nil
 }
 
-var errTimeout = errors.New("receive timeout")
-
 // testFrame builds a frame with the given tags (TPID, VID pairs, outer
-// first), EtherType etherTypeTest and id in its payload, padded to 60 bytes.
+// first), EtherType pkttest.EtherTypeTest and id in its payload, padded to 60 bytes.
 func testFrame(dst, src net.HardwareAddr, id uint32, tags ...uint16) []byte {
-	b := append(append([]byte(nil), dst...), src...)
-	for i := 0; i+1 < len(tags); i += 2 {
-		b = binary.BigEndian.AppendUint16(b, tags[i])
-		b = binary.BigEndian.AppendUint16(b, tags[i+1])
-	}
-	b = binary.BigEndian.AppendUint16(b, etherTypeTest)
-	b = append(b, "tether"...)
-	b = binary.BigEndian.AppendUint32(b, id)
-	for len(b) < 60 {
-		b = append(b, 0)
-	}
-	return b
+	return pkttest.Frame(dst, src, binary.BigEndian.AppendUint32([]byte("tether"), id), tags...)
 }
 
 // parsed is a captured test frame's header.
@@ -296,24 +212,11 @@ type parsed struct {
 
 // parseTest decodes a test frame; ok is false for anything else.
 func parseTest(b []byte) (parsed, bool) {
-	if len(b) < 14 {
+	f, ok := pkttest.Parse(b)
+	if !ok || len(f.Payload) < 10 || string(f.Payload[:6]) != "tether" {
 		return parsed{}, false
 	}
-	p := parsed{src: net.HardwareAddr(b[6:12])}
-	i := 12
-	for i+4 <= len(b) {
-		et := binary.BigEndian.Uint16(b[i:])
-		if et != tpidCTag && et != tpidSTag {
-			break
-		}
-		p.tags = append(p.tags, [2]uint16{et, binary.BigEndian.Uint16(b[i+2:]) & 0x0fff})
-		i += 4
-	}
-	if i+2+6+4 > len(b) || binary.BigEndian.Uint16(b[i:]) != etherTypeTest || string(b[i+2:i+8]) != "tether" {
-		return parsed{}, false
-	}
-	p.id = binary.BigEndian.Uint32(b[i+8:])
-	return p, true
+	return parsed{src: f.Src, tags: f.Tags, id: binary.BigEndian.Uint32(f.Payload[6:])}, true
 }
 
 // collect reads test frames for d and returns them by id.

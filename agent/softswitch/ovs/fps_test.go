@@ -2,6 +2,7 @@ package ovs_test
 
 import (
 	"context"
+	"os"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -18,10 +19,17 @@ import (
 // the far end of the uplink receives per second is the figure. It logs
 // numbers and asserts nothing about speed.
 //
-//	go test -tags libvirt_dlopen -count=1 -run TestFramesPerSecondAllowList -v ./agent/softswitch/ovs/
+//	TETHER_TEST_ALL=1 go test -tags libvirt_dlopen -count=1 -run TestFramesPerSecondAllowList -v ./agent/softswitch/ovs/
+//
+// make test runs two rounds of 500 ms phases; TETHER_TEST_ALL=1 (make
+// test-all) three of 1 s, the figure to quote.
 func TestFramesPerSecondAllowList(t *testing.T) {
 	l := newLab(t, "netdev")
-	measureFPS(t, l, time.Second, 3)
+	phase, rounds := 500*time.Millisecond, 2
+	if os.Getenv("TETHER_TEST_ALL") == "1" {
+		phase, rounds = time.Second, 3
+	}
+	measureFPS(t, l, phase, rounds)
 }
 
 func measureFPS(t *testing.T, l *lab, phase time.Duration, rounds int) {
@@ -39,9 +47,9 @@ func measureFPS(t *testing.T, l *lab, phase time.Duration, rounds int) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			buf, oob := make([]byte, 2048), make([]byte, 256)
+			buf := make([]byte, 2048)
 			for ctx.Err() == nil {
-				f, err := rx.recv(buf, oob)
+				f, err := rx.recv(buf)
 				if err != nil {
 					return
 				}

@@ -11,11 +11,11 @@ import (
 	"time"
 
 	"github.com/vishvananda/netlink"
-	"golang.org/x/sys/unix"
 
 	"github.com/tether-net/tether/agent/softswitch/ovs"
-	"github.com/tether-net/tether/agent/softswitch/ovs/internal/ovstest"
 	"github.com/tether-net/tether/internal/netnstest"
+	"github.com/tether-net/tether/internal/ovstest"
+	"github.com/tether-net/tether/internal/pkttest"
 )
 
 // Names in the lab: the VM's end of its veth (vm1) and the port on the
@@ -24,10 +24,8 @@ import (
 const (
 	vmDev, vmPort = "vm1", "vm1p"
 	upDev, upPort = "up0", "up0p"
-	// etherTypeTest is IEEE 802's local experimental EtherType.
-	etherTypeTest = 0x88b5
-	tpidCTag      = 0x8100
-	tpidSTag      = 0x88a8
+	tpidCTag      = pkttest.TPIDCTag
+	tpidSTag      = pkttest.TPIDSTag
 )
 
 var (
@@ -129,117 +127,44 @@ func veth(a, b string) error {
 	return nil
 }
 
-// rawSock is an AF_PACKET socket on one interface that sees every frame
-// with its VLAN tag put back where the kernel had taken it out
-// (PACKET_AUXDATA), so the bytes are the bytes on the wire.
+// rawSock is a pkttest socket on one interface of the lab: the bytes it
+// reads are the bytes on the wire, VLAN tags included.
 type rawSock struct {
-	fd int
+	s *pkttest.Sock
 }
 
 // openSock opens the socket in the lab's namespace.
 func (l *lab) openSock(t testing.TB, ifname string) *rawSock {
 	t.Helper()
-	var s rawSock
-	err := l.do(func() error {
-		ifi, err := net.InterfaceByName(ifname)
-		if err != nil {
-			return err
-		}
-		proto := int(htons(unix.ETH_P_ALL))
-		fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, proto)
-		if err != nil {
-			return fmt.Errorf("AF_PACKET socket: %w", err)
-		}
-		s.fd = fd
-		if err := unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_ALL), Ifindex: ifi.Index}); err != nil {
-			return fmt.Errorf("bind %s: %w", ifname, err)
-		}
-		if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_AUXDATA, 1); err != nil {
-			return fmt.Errorf("PACKET_AUXDATA: %w", err)
-		}
-		unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, 4<<20)
-		tv := unix.NsecToTimeval((50 * time.Millisecond).Nanoseconds())
-		return unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv)
+	var s *pkttest.Sock
+	err := l.do(func() (err error) {
+		s, err = pkttest.Open(ifname)
+		return err
 	})
 	if err != nil {
-		if s.fd > 0 {
-			unix.Close(s.fd)
-		}
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { unix.Close(s.fd) })
-	return &s
+	t.Cleanup(func() { s.Close() })
+	return &rawSock{s: s}
 }
-
-func htons(v uint16) uint16 { return v<<8 | v>>8 }
 
 // send writes one frame.
-func (s *rawSock) send(frame []byte) error {
-	_, err := unix.Write(s.fd, frame)
-	return err
-}
+func (s *rawSock) send(frame []byte) error { return s.s.Send(frame) }
 
-// recv returns the next incoming frame with its tag restored, or nil
-// after the socket's 50 ms timeout.
-func (s *rawSock) recv(buf, oob []byte) ([]byte, error) {
-	for {
-		n, oobn, _, from, err := unix.Recvmsg(s.fd, buf, oob, 0)
-		if errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EINTR) {
-			return nil, nil
-		}
-		if err != nil {
-			return nil, err
-		}
-		if ll, ok := from.(*unix.SockaddrLinklayer); ok && ll.Pkttype == unix.PACKET_OUTGOING {
-			continue
-		}
-		frame := buf[:n]
-		msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
-		if err != nil {
-			return nil, err
-		}
-		for _, m := range msgs {
-			// struct tpacket_auxdata: status, len, snaplen (u32), mac, net,
-			// vlan_tci, vlan_tpid (u16).
-			if m.Header.Level != unix.SOL_PACKET || m.Header.Type != unix.PACKET_AUXDATA || len(m.Data) < 20 {
-				continue
-			}
-			status := binary.NativeEndian.Uint32(m.Data[0:4])
-			if status&unix.TP_STATUS_VLAN_VALID == 0 {
-				continue
-			}
-			tci := binary.NativeEndian.Uint16(m.Data[16:18])
-			tpid := uint16(tpidCTag)
-			if status&unix.TP_STATUS_VLAN_TPID_VALID != 0 {
-				tpid = binary.NativeEndian.Uint16(m.Data[18:20])
-			}
-			tagged := make([]byte, 0, len(frame)+4)
-			tagged = append(tagged, frame[:12]...)
-			tagged = binary.BigEndian.AppendUint16(tagged, tpid)
-			tagged = binary.BigEndian.AppendUint16(tagged, tci)
-			frame = append(tagged, frame[12:]...)
-		}
-		return frame, nil
+// recv returns the next incoming frame, read into buf, with its tag
+// restored, or nil after 50 ms.
+func (s *rawSock) recv(buf []byte) ([]byte, error) {
+	f, err := s.s.Recv(buf, 50*time.Millisecond)
+	if errors.Is(err, pkttest.ErrTimeout) {
+		return nil, nil
 	}
+	return f, err
 }
 
 // testFrame builds a frame from src with the tags (TPID, VID pairs) and
 // a payload carrying seq.
 func testFrame(src net.HardwareAddr, seq uint64, tags ...uint16) []byte {
-	f := make([]byte, 0, 64)
-	f = append(f, dstMAC...)
-	f = append(f, src...)
-	for i := 0; i+1 < len(tags); i += 2 {
-		f = binary.BigEndian.AppendUint16(f, tags[i])
-		f = binary.BigEndian.AppendUint16(f, tags[i+1])
-	}
-	f = binary.BigEndian.AppendUint16(f, etherTypeTest)
-	f = append(f, "tether-ovs"...)
-	f = binary.BigEndian.AppendUint64(f, seq)
-	for len(f) < 60 {
-		f = append(f, 0)
-	}
-	return f
+	return pkttest.Frame(dstMAC, src, binary.BigEndian.AppendUint64([]byte("tether-ovs"), seq), tags...)
 }
 
 // parsed is a captured test frame: its source, its tags in order, and its
@@ -252,35 +177,26 @@ type parsed struct {
 
 // parseTestFrame reads back a frame testFrame built (after the switch
 // added or removed tags); ok is false for any other frame.
-func parseTestFrame(f []byte) (parsed, bool) {
-	if len(f) < 14 {
+func parseTestFrame(b []byte) (parsed, bool) {
+	f, ok := pkttest.Parse(b)
+	if !ok || len(f.Payload) < 18 || string(f.Payload[:10]) != "tether-ovs" {
 		return parsed{}, false
 	}
-	p := parsed{src: net.HardwareAddr(f[6:12]).String()}
-	off := 12
-	for off+4 <= len(f) {
-		et := binary.BigEndian.Uint16(f[off:])
-		if et != tpidCTag && et != tpidSTag {
-			break
-		}
-		p.tags = append(p.tags, et, binary.BigEndian.Uint16(f[off+2:])&0x0fff)
-		off += 4
+	p := parsed{src: f.Src.String(), seq: binary.BigEndian.Uint64(f.Payload[10:])}
+	for _, tg := range f.Tags {
+		p.tags = append(p.tags, tg[0], tg[1])
 	}
-	if off+2+10+8 > len(f) || binary.BigEndian.Uint16(f[off:]) != etherTypeTest || string(f[off+2:off+12]) != "tether-ovs" {
-		return parsed{}, false
-	}
-	p.seq = binary.BigEndian.Uint64(f[off+12:])
 	return p, true
 }
 
 // collect reads test frames from s until quiet has passed with none, or
 // the context ends.
 func collect(ctx context.Context, s *rawSock, quiet time.Duration) ([]parsed, error) {
-	buf, oob := make([]byte, 9000), make([]byte, 256)
+	buf := make([]byte, 9000)
 	var out []parsed
 	last := time.Now()
 	for time.Since(last) < quiet && ctx.Err() == nil {
-		f, err := s.recv(buf, oob)
+		f, err := s.recv(buf)
 		if err != nil {
 			return out, err
 		}

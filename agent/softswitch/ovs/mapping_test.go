@@ -3,6 +3,8 @@ package ovs
 import (
 	"context"
 	"net"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/tether-net/tether/agent/softswitch"
@@ -91,4 +93,47 @@ func TestNewRejectsConfig(t *testing.T) {
 			t.Errorf("New(%+v) = %v, want %q", c.cfg, err, c.err)
 		}
 	}
+}
+
+// TestParseFlows: ovs-ofctl's dump-flows output (an outside program's
+// text) read back as desiredFlows writes the rules.
+func TestParseFlows(t *testing.T) {
+	mac := net.HardwareAddr{0x52, 0x54, 0, 1, 2, 3}
+	out := "NXST_FLOW reply (xid=0x4):\n" +
+		" cookie=0x7465746812345678, priority=200,in_port=3,dl_src=52:54:00:01:02:03 actions=NORMAL\n" +
+		" cookie=0x7465746812345678, priority=190,in_port=3 actions=drop\n\n"
+	if got, want := parseFlows(out), desiredFlows(3, mac); !slices.Equal(got, want) {
+		t.Errorf("parseFlows = %q, want %q", got, want)
+	}
+	for _, tc := range []struct {
+		name, in string
+		want     []string
+	}{
+		{"empty", "", nil},
+		{"header only", "OFPST_FLOW reply (OF1.3) (xid=0x2):\n", nil},
+		{"no priority", "cookie=0x1, in_port=3 actions=drop", []string{"cookie=0x1, in_port=3 actions=drop"}},
+		{"garbage", "ovs-ofctl: bad\x00\xff", []string{"ovs-ofctl: bad\x00\xff"}},
+	} {
+		if got := parseFlows(tc.in); !slices.Equal(got, tc.want) {
+			t.Errorf("%s: parseFlows = %q, want %q", tc.name, got, tc.want)
+		}
+	}
+}
+
+// FuzzParseFlows: any output is read without a panic into sorted,
+// non-empty, one-line rules.
+func FuzzParseFlows(f *testing.F) {
+	f.Add(" cookie=0x1, priority=190,in_port=3 actions=drop\n")
+	f.Add("NXST_FLOW reply\npriority=")
+	f.Fuzz(func(t *testing.T, out string) {
+		flows := parseFlows(out)
+		if !slices.IsSorted(flows) {
+			t.Fatalf("not sorted: %q", flows)
+		}
+		for _, fl := range flows {
+			if fl == "" || strings.Contains(fl, "\n") {
+				t.Fatalf("rule %q", fl)
+			}
+		}
+	})
 }

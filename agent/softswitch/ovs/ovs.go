@@ -764,6 +764,13 @@ func (s *Switch) dumpFlows(ctx context.Context, name string) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
+	return parseFlows(out), nil
+}
+
+// parseFlows reads ovs-ofctl dump-flows output (--no-stats --no-names):
+// one rule per line after the reply header, each cut to start at its
+// priority (the cookie and anything else before it dropped), sorted.
+func parseFlows(out string) []string {
 	var flows []string
 	for _, line := range strings.Split(out, "\n") {
 		line = strings.TrimSpace(line)
@@ -778,7 +785,7 @@ func (s *Switch) dumpFlows(ctx context.Context, name string) ([]string, error) {
 		flows = append(flows, line)
 	}
 	slices.Sort(flows)
-	return flows, nil
+	return flows
 }
 
 // ensureFlows makes port name's rules equal want: missing rules are added

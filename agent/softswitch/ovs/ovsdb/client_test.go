@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tether-net/tether/agent/softswitch/ovs/internal/ovstest"
 	"github.com/tether-net/tether/agent/softswitch/ovs/ovsdb"
+	"github.com/tether-net/tether/internal/ovstest"
 )
 
 const db = "Open_vSwitch"

@@ -322,33 +322,21 @@ func (r Row) UUID() UUID {
 
 // Strings returns column col as a slice: the elements of a set (or the one
 // atom a single-element set is sent as) that are strings.
-func (r Row) Strings(col string) []string {
-	var out []string
-	for _, v := range r.set(col) {
-		if s, ok := v.(string); ok {
-			out = append(out, s)
-		}
-	}
-	return out
-}
+func (r Row) Strings(col string) []string { return elems[string](r, col) }
 
 // Ints returns column col's integer elements (set or single atom).
-func (r Row) Ints(col string) []int64 {
-	var out []int64
-	for _, v := range r.set(col) {
-		if i, ok := v.(int64); ok {
-			out = append(out, i)
-		}
-	}
-	return out
-}
+func (r Row) Ints(col string) []int64 { return elems[int64](r, col) }
 
 // UUIDs returns column col's UUID elements (set or single atom).
-func (r Row) UUIDs(col string) []UUID {
-	var out []UUID
+func (r Row) UUIDs(col string) []UUID { return elems[UUID](r, col) }
+
+// elems returns the elements of column col (set or single atom) that are
+// of type T, in order; nil when there are none.
+func elems[T any](r Row, col string) []T {
+	var out []T
 	for _, v := range r.set(col) {
-		if u, ok := v.(UUID); ok {
-			out = append(out, u)
+		if x, ok := v.(T); ok {
+			out = append(out, x)
 		}
 	}
 	return out

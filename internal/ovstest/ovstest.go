@@ -1,4 +1,5 @@
-// Package ovstest starts private Open vSwitch daemons for tests: an
+// Package ovstest starts private Open vSwitch daemons for tests (the soft
+// switch's, agent/softswitch/ovs, and the datapath loop's): an
 // ovsdb-server on a fresh database in a temporary directory, and an
 // ovs-vswitchd on it (optionally inside a network namespace), each with
 // its own run, log and database directories so nothing touches the
