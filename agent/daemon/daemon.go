@@ -23,6 +23,7 @@ import (
 	"github.com/tether-net/tether/agent/inventory"
 	"github.com/tether-net/tether/agent/uplink"
 	"github.com/tether-net/tether/api"
+	"github.com/tether-net/tether/internal/sdwatchdog"
 	"github.com/tether-net/tether/libvirthooks"
 )
 
@@ -294,26 +295,23 @@ func (d *Daemon) drainSpool(ctx context.Context, spool *libvirthooks.Spool, inte
 }
 
 // notifySystemd reports readiness once every source has reconciled, and
-// feeds the watchdog while the daemon runs. Outside systemd it does nothing.
+// feeds the watchdog (internal/sdwatchdog) while the daemon runs. Outside
+// systemd it does nothing.
 func (d *Daemon) notifySystemd(ctx context.Context) {
-	interval, _ := sdaemon.SdWatchdogEnabled(false)
+	stopWatchdog := sdwatchdog.Start(ctx)
+	defer stopWatchdog()
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
-	readySent := false
-	var lastPet time.Time
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case now := <-tick.C:
-			if !readySent && d.ready() {
+		case <-tick.C:
+			if d.ready() {
 				_, _ = sdaemon.SdNotify(false, sdaemon.SdNotifyReady)
 				d.log.Info("tetherd ready")
-				readySent = true
-			}
-			if interval > 0 && now.Sub(lastPet) >= interval/2 {
-				_, _ = sdaemon.SdNotify(false, sdaemon.SdNotifyWatchdog)
-				lastPet = now
+				<-ctx.Done()
+				return
 			}
 		}
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/tether-net/tether/agent/softswitch/linuxbridge"
 	"github.com/tether-net/tether/agent/vnic/partition"
 	"github.com/tether-net/tether/api"
+	"github.com/tether-net/tether/internal/nsimtest"
 	"github.com/tether-net/tether/tests/kvm/kvmtest"
 	"github.com/tether-net/tether/wire"
 )
@@ -194,7 +195,7 @@ datapath:
 			t.Errorf("VF status %+v", v)
 		}
 		time.Sleep(300 * time.Millisecond)
-		if k := kernelVF(t, pf, 1); k.Trust != 1 {
+		if k := nsimtest.VF(t, pf, 1); k.Trust != 1 {
 			t.Error("report-only repaired the VF's trust")
 		}
 	}

@@ -2,12 +2,7 @@ package datapath
 
 import (
 	"context"
-	"net"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -15,66 +10,18 @@ import (
 	"github.com/tether-net/tether/agent/softswitch"
 	"github.com/tether-net/tether/agent/softswitch/ovs"
 	"github.com/tether-net/tether/internal/netnstest"
+	"github.com/tether-net/tether/internal/ovstest"
 	"github.com/tether-net/tether/wire"
 )
 
-// ovsSchema is the Open_vSwitch schema Debian's openvswitch-common installs.
-const ovsSchema = "/usr/share/openvswitch/vswitch.ovsschema"
-
 // startOVS starts a private ovsdb-server and an ovs-vswitchd inside ns
-// (userspace datapath), in a short directory under /tmp, and returns it.
-// (agent/softswitch/ovs/internal/ovstest does the same for that package;
-// it is not importable from here.)
-func startOVS(t *testing.T, ns *netnstest.NS) string {
+// (internal/ovstest); the tests use its userspace datapath.
+func startOVS(t *testing.T, ns *netnstest.NS) *ovstest.OVS {
 	t.Helper()
-	for _, tool := range []string{"ovsdb-tool", "ovsdb-server", "ovs-vswitchd", "ovs-ofctl"} {
-		netnstest.RequireTool(t, tool, "openvswitch-switch")
-	}
-	if _, err := os.Stat(ovsSchema); err != nil {
-		t.Skipf("no OVS schema: %v", err)
-	}
-	dir, err := os.MkdirTemp("", "tdovs")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	env := append(os.Environ(), "OVS_RUNDIR="+dir, "OVS_DBDIR="+dir, "OVS_LOGDIR="+dir, "OVS_SYSCONFDIR="+dir)
-	db := filepath.Join(dir, "conf.db")
-	if out, err := exec.Command("ovsdb-tool", "create", db, ovsSchema).CombinedOutput(); err != nil {
-		t.Fatalf("ovsdb-tool create: %v\n%s", err, out)
-	}
-	daemon := func(sock string, argv ...string) {
-		t.Helper()
-		cmd := exec.Command(argv[0], argv[1:]...)
-		cmd.Env = env
-		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-		if err := cmd.Start(); err != nil {
-			t.Fatalf("start %s: %v", argv[0], err)
-		}
-		done := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(done) }()
-		t.Cleanup(func() {
-			_ = cmd.Process.Signal(syscall.SIGTERM)
-			select {
-			case <-done:
-			case <-time.After(5 * time.Second):
-				_ = cmd.Process.Kill()
-				<-done
-			}
-		})
-		waitFor(t, sock+" accepting", 20*time.Second, func() bool {
-			c, err := net.Dial("unix", sock)
-			if err == nil {
-				c.Close()
-			}
-			return err == nil
-		})
-	}
-	daemon(filepath.Join(dir, "db.sock"), "ovsdb-server", db, "--remote=punix:"+filepath.Join(dir, "db.sock"),
-		"--unixctl="+filepath.Join(dir, "ovsdb-server.ctl"), "--log-file="+filepath.Join(dir, "ovsdb-server.log"), "--no-chdir")
-	daemon(filepath.Join(dir, "ovs-vswitchd.ctl"), "ip", "netns", "exec", ns.Name, "ovs-vswitchd", "unix:"+filepath.Join(dir, "db.sock"),
-		"--unixctl="+filepath.Join(dir, "ovs-vswitchd.ctl"), "--log-file="+filepath.Join(dir, "ovs-vswitchd.log"), "--no-chdir")
-	return dir
+	ovstest.Require(t)
+	o := ovstest.Start(t)
+	o.StartVSwitchd(ns.Name)
+	return o
 }
 
 // TestOVSEndToEnd: a VIF appears in a real inventory -> the answer with a
@@ -85,13 +32,13 @@ func startOVS(t *testing.T, ns *netnstest.NS) string {
 func TestOVSEndToEnd(t *testing.T) {
 	netnstest.Require(t)
 	ns := netnstest.New(t)
-	dir := startOVS(t, ns)
+	o := startOVS(t, ns)
 	netnstest.Run(t, "ip", "-n", ns.Name, "link", "add", "dpv1", "type", "veth", "peer", "name", "dpv1p")
 	netnstest.Run(t, "ip", "-n", ns.Name, "link", "set", "dpv1p", "up")
 	netnstest.SetUp(t, ns, "dpv1")
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	sw, err := ovs.New(ctx, ovs.Config{DB: "unix:" + filepath.Join(dir, "db.sock"), RunDir: dir, Bridge: "dpbr0", DatapathType: "netdev", Log: testLogger(t)})
+	sw, err := ovs.New(ctx, ovs.Config{DB: o.DB, RunDir: o.Dir, Bridge: "dpbr0", DatapathType: "netdev", Log: testLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,10 +65,7 @@ func TestOVSEndToEnd(t *testing.T) {
 	}
 
 	// Drift: an operator changes the tag behind tether's back.
-	cmd := exec.Command("ovs-vsctl", "--db=unix:"+filepath.Join(dir, "db.sock"), "--no-wait", "set", "Port", "dpv1", "tag=999")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("ovs-vsctl: %v %s", err, out)
-	}
+	o.Vsctl("set", "Port", "dpv1", "tag=999")
 	waitFor(t, "the drift repaired", 20*time.Second, func() bool {
 		d, err := sw.Check(ctx, want)
 		return err == nil && d == nil && r.drifts.Load() > 0

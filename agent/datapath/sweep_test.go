@@ -2,7 +2,6 @@ package datapath
 
 import (
 	"context"
-	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -21,7 +20,7 @@ import (
 func TestOVSSweepStalePorts(t *testing.T) {
 	netnstest.Require(t)
 	ns := netnstest.New(t)
-	dir := startOVS(t, ns)
+	o := startOVS(t, ns)
 	for _, p := range []string{"dps1", "dps2", "dps3"} {
 		netnstest.Run(t, "ip", "-n", ns.Name, "link", "add", p, "type", "veth", "peer", "name", p+"p")
 		netnstest.Run(t, "ip", "-n", ns.Name, "link", "set", p+"p", "up")
@@ -29,7 +28,7 @@ func TestOVSSweepStalePorts(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	sw, err := ovs.New(ctx, ovs.Config{DB: "unix:" + filepath.Join(dir, "db.sock"), RunDir: dir, Bridge: "dpbr1", DatapathType: "netdev", Log: testLogger(t)})
+	sw, err := ovs.New(ctx, ovs.Config{DB: o.DB, RunDir: o.Dir, Bridge: "dpbr1", DatapathType: "netdev", Log: testLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,7 +47,7 @@ func TestOVSSweepStalePorts(t *testing.T) {
 		}
 	}
 	// A port someone else added to the bridge.
-	netnstest.Run(t, "ovs-vsctl", "--db=unix:"+filepath.Join(dir, "db.sock"), "--no-wait", "add-port", "dpbr1", "dps3")
+	o.Vsctl("add-port", "dpbr1", "dps3")
 	if ports, err := sw.Ports(ctx); err != nil || !slices.Equal(ports, []string{"dps1", "dps2"}) {
 		t.Fatalf("tether's ports before the restart: %q, %v", ports, err)
 	}

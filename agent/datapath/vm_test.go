@@ -1,13 +1,9 @@
 package datapath
 
 import (
-	"bytes"
 	"context"
 	"encoding/binary"
-	"fmt"
 	"net"
-	"os"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -20,6 +16,7 @@ import (
 	"github.com/tether-net/tether/agent/softswitch/linuxbridge"
 	"github.com/tether-net/tether/agent/vnic/partition"
 	"github.com/tether-net/tether/agent/vnic/sriov"
+	"github.com/tether-net/tether/internal/nsimtest"
 	"github.com/tether-net/tether/tests/kvm/kvmtest"
 	"github.com/tether-net/tether/wire"
 )
@@ -39,48 +36,15 @@ func TestInKernelVM(t *testing.T) {
 }
 
 // nsimPF creates a netdevsim device with n VFs and returns its PF's
-// netdev, or "" when the kernel VM has no netdevsim.
+// netdev, or "" when the kernel VM has no netdevsim (the VF half of a
+// test is then left out, not the whole test).
 func nsimPF(t *testing.T, n int) string {
 	t.Helper()
-	if _, err := os.Stat("/sys/bus/netdevsim"); err != nil {
-		why, _ := os.ReadFile("/etc/tether-kvm/netdevsim.missing")
-		t.Logf("no netdevsim in this kernel VM: %s", bytes.TrimSpace(why))
+	if why := nsimtest.Missing(); why != "" {
+		t.Logf("no netdevsim in this kernel VM: %s", why)
 		return ""
 	}
-	const id = 71
-	write := func(path, v string) {
-		t.Helper()
-		if err := os.WriteFile(path, []byte(v), 0); err != nil {
-			t.Fatalf("echo %s > %s: %v", v, path, err)
-		}
-	}
-	write("/sys/bus/netdevsim/new_device", fmt.Sprintf("%d 1", id))
-	t.Cleanup(func() { _ = os.WriteFile("/sys/bus/netdevsim/del_device", []byte(strconv.Itoa(id)), 0) })
-	ents, err := os.ReadDir(fmt.Sprintf("/sys/bus/netdevsim/devices/netdevsim%d/net", id))
-	if err != nil || len(ents) != 1 {
-		t.Fatalf("netdevsim%d's netdevs: %v %v", id, ents, err)
-	}
-	pf := ents[0].Name()
-	if l, err := netlink.LinkByName(pf); err != nil || netlink.LinkSetUp(l) != nil {
-		t.Fatalf("set %s up: %v", pf, err)
-	}
-	write("/sys/class/net/"+pf+"/device/sriov_numvfs", strconv.Itoa(n))
-	return pf
-}
-
-func kernelVF(t *testing.T, pf string, idx int) netlink.VfInfo {
-	t.Helper()
-	l, err := netlink.LinkByName(pf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, v := range l.Attrs().Vfs {
-		if v.ID == idx {
-			return v
-		}
-	}
-	t.Fatalf("%s has no vf %d", pf, idx)
-	return netlink.VfInfo{}
+	return nsimtest.NewPF(t, n)
 }
 
 // sendFrom sends n frames with source MAC src out of ifname (the VM side
@@ -209,10 +173,10 @@ func TestVMEndToEnd(t *testing.T) {
 	if pf != "" {
 		vv = addVIF(t, st, inventory.VIF{MAC: testMAC(2), Kind: inventory.KindVF, HostDev: pf + "/vf1"})
 		waitFor(t, "the VF ensured before any answer", wait, func() bool {
-			k := kernelVF(t, pf, 1)
+			k := nsimtest.VF(t, pf, 1)
 			return k.Mac.String() == vv.MAC.String() && k.Spoofchk && k.LinkState == uint32(sriov.LinkStateDisable)
 		})
-		k := kernelVF(t, pf, 1)
+		k := nsimtest.VF(t, pf, 1)
 		if !k.Spoofchk || k.LinkState != uint32(sriov.LinkStateDisable) || k.Vlan != 0 {
 			t.Errorf("VF before the answer: spoofchk %v link state %d vlan %d; want on, disable (2), 0", k.Spoofchk, k.LinkState, k.Vlan)
 		}
@@ -275,7 +239,7 @@ func TestVMEndToEnd(t *testing.T) {
 		return err == nil && pc.Accepted.Packets >= 3 && pc.Dropped.Packets >= 5
 	})
 	if pf != "" {
-		k := kernelVF(t, pf, 1)
+		k := nsimtest.VF(t, pf, 1)
 		if k.Vlan != 200 || k.Qos != 5 || k.MaxTxRate != 3 || k.LinkState != uint32(sriov.LinkStateAuto) || !k.Spoofchk {
 			t.Errorf("VF after the answer: vlan %d qos %d max_tx_rate %d link state %d spoofchk %v; want 200 5 3 auto(0) on",
 				k.Vlan, k.Qos, k.MaxTxRate, k.LinkState, k.Spoofchk)
@@ -305,7 +269,7 @@ func TestVMEndToEnd(t *testing.T) {
 		a1, _ := r.Applied(tv.MAC)
 		a2, _ := r.Applied(vv.MAC)
 		d, err := sw.Check(ctx, want)
-		return a1 == nil && a2 == nil && err == nil && len(d) > 0 && (pf == "" || kernelVF(t, pf, 1).Mac.String() == vfOrig.MAC.String())
+		return a1 == nil && a2 == nil && err == nil && len(d) > 0 && (pf == "" || nsimtest.VF(t, pf, 1).Mac.String() == vfOrig.MAC.String())
 	})
 	if d, err := sw.Check(ctx, want); err != nil || len(d) == 0 {
 		t.Errorf("port %s still set after the VIF went: %v %v", tap, d, err)
@@ -319,7 +283,7 @@ func TestVMEndToEnd(t *testing.T) {
 		t.Errorf("%s still on a bridge after the VIF went", tap)
 	}
 	if pf != "" {
-		k := kernelVF(t, pf, 1)
+		k := nsimtest.VF(t, pf, 1)
 		if k.Mac.String() != vfOrig.MAC.String() || k.Vlan != int(vfOrig.VLAN) || k.Spoofchk != vfOrig.SpoofCheck ||
 			k.LinkState != uint32(vfOrig.LinkState) || k.MaxTxRate != vfOrig.MaxTxRate {
 			t.Errorf("VF not restored: mac %s vlan %d spoofchk %v link %d rate %d; original %s", k.Mac, k.Vlan, k.Spoofchk, k.LinkState, k.MaxTxRate, vfOrig)

@@ -20,6 +20,7 @@ import (
 	"github.com/tether-net/tether/agent/inventory"
 	libvirtsrc "github.com/tether-net/tether/agent/source/libvirt"
 	"github.com/tether-net/tether/agent/uplink"
+	"github.com/tether-net/tether/internal/daemonflags"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -45,23 +46,7 @@ func main() {
 		fmt.Fprint(os.Stderr, usage)
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(os.Args[1:]); err != nil {
-		if err == flag.ErrHelp {
-			os.Exit(0)
-		}
-		os.Exit(2)
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(os.Stderr, "tetherd: unexpected arguments %q\n", fs.Args())
-		fs.Usage()
-		os.Exit(2)
-	}
-	if *showVersion {
-		fmt.Println("tetherd", version)
-		return
-	}
-	explicit := false
-	fs.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "config" })
+	explicit := daemonflags.ParseOS(fs, "tetherd", version, showVersion)
 	cfg, err := config.Load(*cfgPath, explicit)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "tetherd: %v\n", err)

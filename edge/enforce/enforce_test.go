@@ -9,8 +9,8 @@ import (
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
-	"github.com/mdlayher/netlink"
-	"golang.org/x/sys/unix"
+
+	"github.com/tether-net/tether/internal/nftbridge"
 )
 
 // These tests need neither root nor a kernel.
@@ -89,12 +89,6 @@ func TestValidPort(t *testing.T) {
 			t.Errorf("validPort(%q) = %v, want ErrInvalidPort", bad, err)
 		}
 	}
-	if got := portFromIfnameKey(ifnameKey("eth1")); got != "eth1" {
-		t.Errorf("ifname key round trip: %q", got)
-	}
-	if got := len(ifnameKey("123456789012345")); got != 16 {
-		t.Errorf("ifname key is %d bytes, want 16", got)
-	}
 }
 
 func pair(last byte, vid uint16) Pair { return Pair{MAC: [6]byte{2, 0, 0, 0, 0, last}, VID: vid} }
@@ -149,10 +143,10 @@ func TestNormalise(t *testing.T) {
 
 func TestLeftoverPorts(t *testing.T) {
 	s := &snapshot{
-		ports:    map[string]string{"eth1": "port-eth1", "eth2": "port-eth2"},
-		chains:   chainsNamed("prerouting", "port-eth1", "port-eth2", "port-eth3"),
-		sets:     map[string]bool{"control": true, "ports": true, "allow-eth1": true, "held-eth4": true},
-		counters: map[string]Counter{"drop-eth5": {}, "acc-eth1": {}},
+		Ports:    map[string]string{"eth1": "port-eth1", "eth2": "port-eth2"},
+		Chains:   chainsNamed("prerouting", "port-eth1", "port-eth2", "port-eth3"),
+		Sets:     map[string]bool{"control": true, "ports": true, "allow-eth1": true, "held-eth4": true},
+		Counters: map[string]nftbridge.Counter{"drop-eth5": {}, "acc-eth1": {}},
 	}
 	got := leftoverPorts(s, State{"eth1": {}})
 	want := []string{"eth2", "eth3", "eth4", "eth5"}
@@ -167,31 +161,6 @@ func chainsNamed(names ...string) map[string]*nftables.Chain {
 		m[n] = &nftables.Chain{Name: n}
 	}
 	return m
-}
-
-func TestJumpTarget(t *testing.T) {
-	enc := func(code int32, chain string) []byte {
-		attrs := []netlink.Attribute{{Type: unix.NFTA_VERDICT_CODE, Data: []byte{byte(code >> 24), byte(code >> 16), byte(code >> 8), byte(code)}}}
-		if chain != "" {
-			attrs = append(attrs, netlink.Attribute{Type: unix.NFTA_VERDICT_CHAIN, Data: append([]byte(chain), 0)})
-		}
-		b, err := netlink.MarshalAttributes(attrs)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return b
-	}
-	if got := jumpTarget(enc(int32(expr.VerdictJump), "port-eth1")); got != "port-eth1" {
-		t.Errorf("jump = %q", got)
-	}
-	if got := jumpTarget(enc(int32(expr.VerdictGoto), "port-eth1")); got != "" {
-		t.Errorf("goto = %q, want \"\"", got)
-	}
-	for _, junk := range [][]byte{nil, {1}, {0xff, 0xff, 0xff, 0xff}} {
-		if got := jumpTarget(junk); got != "" {
-			t.Errorf("jumpTarget(% x) = %q", junk, got)
-		}
-	}
 }
 
 func TestPortRules(t *testing.T) {
@@ -239,9 +208,4 @@ func FuzzPairFromKey(f *testing.F) {
 			t.Fatalf("round trip of %v: %v, %v", p, q, err)
 		}
 	})
-}
-
-func FuzzJumpTarget(f *testing.F) {
-	f.Add([]byte{8, 0, 1, 0, 0xff, 0xff, 0xff, 0xfd})
-	f.Fuzz(func(t *testing.T, b []byte) { _ = jumpTarget(b) })
 }

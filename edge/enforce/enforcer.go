@@ -140,7 +140,7 @@ func (e *Enforcer) Remove(ctx context.Context) error {
 	defer e.w.mu.Unlock()
 	return e.w.do(ctx, "remove table", func(c *nftables.Conn) error {
 		s, err := e.read(c)
-		if err != nil || !s.table {
+		if err != nil || !s.Table {
 			return err
 		}
 		c.DelTable(e.lay.table)
@@ -158,7 +158,7 @@ func (e *Enforcer) ensureBase(c *nftables.Conn) error {
 	if err != nil || !n.any() {
 		return err
 	}
-	if s.table {
+	if s.Table {
 		e.log.Warn("table differs from ours: repairing it", "what", n.description)
 	}
 	return e.fixBase(c, n)
@@ -213,7 +213,7 @@ func (e *Enforcer) UnmanagePort(ctx context.Context, port string) error {
 	defer e.w.mu.Unlock()
 	return e.w.do(ctx, "unmanage port "+port, func(c *nftables.Conn) error {
 		s, err := e.read(c)
-		if err != nil || !s.table {
+		if err != nil || !s.Table {
 			return err
 		}
 		changed, err := e.removePort(c, s, port)

@@ -138,21 +138,3 @@ func validPort(port string) error {
 	}
 	return nil
 }
-
-// ifnameKey encodes an interface name as the kernel's iifname meta
-// expression loads it: IFNAMSIZ bytes, NUL padded.
-func ifnameKey(port string) []byte {
-	var k [maxPortLen + 1]byte
-	copy(k[:], port)
-	return k[:]
-}
-
-// portFromIfnameKey decodes an ifname key.
-func portFromIfnameKey(k []byte) string {
-	for i, c := range k {
-		if c == 0 {
-			return string(k[:i])
-		}
-	}
-	return string(k)
-}

@@ -8,8 +8,9 @@ import (
 	"github.com/google/nftables"
 	"github.com/google/nftables/binaryutil"
 	"github.com/google/nftables/expr"
-	"github.com/google/nftables/userdata"
 	"golang.org/x/sys/unix"
+
+	"github.com/tether-net/tether/internal/nftbridge"
 )
 
 // Names of the objects in the enforcer's table. Per-port objects append the
@@ -175,13 +176,13 @@ func (l *layout) counter(name string) *nftables.NamedObj {
 }
 
 func comment(role string) []byte {
-	return userdata.AppendString(nil, userdata.TypeComment, rulePrefix+role)
+	return nftbridge.Comment(rulePrefix + role)
 }
 
 // ruleRole returns the role a rule's comment names, or "" when the rule
 // carries no comment of ours.
 func ruleRole(r *nftables.Rule) string {
-	c, ok := userdata.GetString(r.UserData, userdata.TypeComment)
+	c, ok := nftbridge.CommentOf(r)
 	if !ok || !strings.HasPrefix(c, rulePrefix) {
 		return ""
 	}

@@ -68,7 +68,7 @@ func (e *Enforcer) Observed(ctx context.Context) (State, error) {
 			return err
 		}
 		st = State{}
-		for port := range s.ports {
+		for port := range s.Ports {
 			allow, held, err := e.readPairs(c, s, port)
 			if err != nil {
 				return err
@@ -93,10 +93,10 @@ func (e *Enforcer) Counters(ctx context.Context) (map[string]PortCounters, error
 		if err != nil {
 			return err
 		}
-		out = make(map[string]PortCounters, len(s.ports))
-		for port := range s.ports {
+		out = make(map[string]PortCounters, len(s.Ports))
+		for port := range s.Ports {
 			n := e.lay.counterNames(port)
-			out[port] = PortCounters{Control: s.counters[n[0]], Accepted: s.counters[n[1]], Dropped: s.counters[n[2]]}
+			out[port] = PortCounters{Control: Counter(s.Counters[n[0]]), Accepted: Counter(s.Counters[n[1]]), Dropped: Counter(s.Counters[n[2]])}
 		}
 		return nil
 	})
@@ -110,7 +110,7 @@ func (e *Enforcer) Counters(ctx context.Context) (map[string]PortCounters, error
 // missing set reads as empty.
 func (e *Enforcer) readPairs(c *nftables.Conn, s *snapshot, port string) (allow, held []Pair, err error) {
 	get := func(set *nftables.Set) ([]Pair, error) {
-		if !s.sets[set.Name] {
+		if !s.Sets[set.Name] {
 			return nil, nil
 		}
 		els, err := c.GetSetElements(set)
@@ -387,7 +387,7 @@ func (e *Enforcer) Sync(ctx context.Context, desired State) (SyncStats, error) {
 // element, chain, set or counter) that desired does not list, sorted.
 func leftoverPorts(s *snapshot, desired State) []string {
 	found := map[string]bool{}
-	for port := range s.ports {
+	for port := range s.Ports {
 		found[port] = true
 	}
 	add := func(name string, prefixes ...string) {
@@ -397,13 +397,13 @@ func leftoverPorts(s *snapshot, desired State) []string {
 			}
 		}
 	}
-	for name := range s.chains {
+	for name := range s.Chains {
 		add(name, portChainPrefix)
 	}
-	for name := range s.sets {
+	for name := range s.Sets {
 		add(name, allowSetPrefix, heldSetPrefix)
 	}
-	for name := range s.counters {
+	for name := range s.Counters {
 		add(name, ctlCountPrefix, accCountPrefix, dropCountPrefix)
 	}
 	var out []string

@@ -2,119 +2,33 @@ package enforce
 
 import (
 	"bytes"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"slices"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
-	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
+
+	"github.com/tether-net/tether/internal/nftbridge"
 )
 
-// snapshot is what one read of the table found.
-type snapshot struct {
-	table   bool
-	dormant bool
-	chains  map[string]*nftables.Chain
-	sets    map[string]bool
-	// counters holds every named counter of the table, by name.
-	counters map[string]Counter
-	// ports maps a managed interface name to the chain its dispatch
-	// element jumps to ("" for anything but a jump).
-	ports map[string]string
-}
+// snapshot is what one read of the table found (internal/nftbridge reads
+// the objects tether's bridge tables share).
+type snapshot = nftbridge.Snapshot
 
 // read lists the table's chains, sets, counters and dispatch map: five
 // netlink dumps, none of them sized by the number of pairs.
 func (e *Enforcer) read(c *nftables.Conn) (*snapshot, error) {
-	s := &snapshot{chains: map[string]*nftables.Chain{}, sets: map[string]bool{}, counters: map[string]Counter{}, ports: map[string]string{}}
-	tables, err := c.ListTablesOfFamily(nftables.TableFamilyBridge)
+	s, err := nftbridge.Read(c, e.lay.table, e.lay.portsMap())
 	if err != nil {
-		return nil, fmt.Errorf("list bridge tables: %w", err)
-	}
-	for _, t := range tables {
-		if t.Name == e.opts.Table {
-			s.table = true
-			s.dormant = t.Flags&unix.NFT_TABLE_F_DORMANT != 0
-		}
-	}
-	if !s.table {
-		return s, nil
-	}
-	chains, err := c.ListChainsOfTableFamily(nftables.TableFamilyBridge)
-	if err != nil {
-		return nil, fmt.Errorf("list chains: %w", err)
-	}
-	for _, ch := range chains {
-		if ch.Table != nil && ch.Table.Name == e.opts.Table {
-			s.chains[ch.Name] = ch
-		}
-	}
-	sets, err := c.GetSets(e.lay.table)
-	if err != nil {
-		return nil, fmt.Errorf("list sets: %w", err)
-	}
-	for _, set := range sets {
-		s.sets[set.Name] = true
-	}
-	objs, err := c.GetNamedObjects(e.lay.table)
-	if err != nil {
-		return nil, fmt.Errorf("list counters: %w", err)
-	}
-	for _, o := range objs {
-		if n, ok := o.(*nftables.NamedObj); ok && n.Type == nftables.ObjTypeCounter {
-			s.counters[n.Name] = counterOf(n)
-		}
-	}
-	if s.sets[portsMapName] {
-		els, err := c.GetSetElements(e.lay.portsMap())
-		if err != nil {
-			return nil, fmt.Errorf("list %s map: %w", portsMapName, err)
-		}
-		for _, el := range els {
-			s.ports[portFromIfnameKey(el.Key)] = jumpTarget(el.Val)
-		}
+		return nil, fmt.Errorf("read table %s: %w", e.lay.table.Name, err)
 	}
 	return s, nil
 }
 
-func counterOf(n *nftables.NamedObj) Counter {
-	if c, ok := n.Obj.(*expr.Counter); ok {
-		return Counter{Packets: c.Packets, Bytes: c.Bytes}
-	}
-	return Counter{}
-}
-
 func jumpTo(chain string) *expr.Verdict {
 	return &expr.Verdict{Kind: expr.VerdictJump, Chain: chain}
-}
-
-// jumpTarget decodes the verdict of a dispatch map element, which
-// github.com/google/nftables hands over undecoded as the nested
-// NFTA_VERDICT_CODE and NFTA_VERDICT_CHAIN attributes. It returns the chain
-// a jump goes to, or "" for any other verdict or a malformed one.
-func jumpTarget(val []byte) string {
-	ad, err := netlink.NewAttributeDecoder(val)
-	if err != nil {
-		return ""
-	}
-	ad.ByteOrder = binary.BigEndian
-	var code int32
-	var chain string
-	for ad.Next() {
-		switch ad.Type() {
-		case unix.NFTA_VERDICT_CODE:
-			code = int32(ad.Uint32())
-		case unix.NFTA_VERDICT_CHAIN:
-			chain = ad.String()
-		}
-	}
-	if ad.Err() != nil || code != int32(expr.VerdictJump) {
-		return ""
-	}
-	return chain
 }
 
 // baseNeeds lists what the table's shared objects lack.
@@ -140,10 +54,10 @@ func (n *baseNeeds) add(flag *bool, what string) {
 // changing anything.
 func (e *Enforcer) checkBase(c *nftables.Conn, s *snapshot) (baseNeeds, error) {
 	var n baseNeeds
-	if !s.table || s.dormant {
+	if !s.Table || s.Dormant {
 		n.add(&n.table, "table")
 	}
-	if !s.sets[controlSetName] {
+	if !s.Sets[controlSetName] {
 		n.add(&n.controlSet, "control set")
 	} else {
 		els, err := c.GetSetElements(e.lay.controlSet())
@@ -163,10 +77,10 @@ func (e *Enforcer) checkBase(c *nftables.Conn, s *snapshot) (baseNeeds, error) {
 			n.add(&n.controlEls, "control set elements")
 		}
 	}
-	if !s.sets[portsMapName] {
+	if !s.Sets[portsMapName] {
 		n.add(&n.portsMap, "ports map")
 	}
-	ch, ok := s.chains[baseChainName]
+	ch, ok := s.Chains[baseChainName]
 	switch {
 	case !ok:
 		n.add(&n.chain, "base chain")
@@ -275,15 +189,15 @@ func (n *portNeeds) any() bool {
 func (e *Enforcer) checkPortSetup(c *nftables.Conn, s *snapshot, port string) (portNeeds, error) {
 	l := &e.lay
 	var n portNeeds
-	n.allowSet = !s.sets[allowSetPrefix+port]
-	n.heldSet = !s.sets[heldSetPrefix+port]
+	n.allowSet = !s.Sets[allowSetPrefix+port]
+	n.heldSet = !s.Sets[heldSetPrefix+port]
 	for _, name := range l.counterNames(port) {
-		if _, ok := s.counters[name]; !ok {
+		if _, ok := s.Counters[name]; !ok {
 			n.counters = append(n.counters, name)
 		}
 	}
 	chain := l.portChain(port)
-	if _, ok := s.chains[chain.Name]; ok {
+	if _, ok := s.Chains[chain.Name]; ok {
 		rules, err := c.GetRules(l.table, chain)
 		if err != nil {
 			return n, fmt.Errorf("read chain %s: %w", chain.Name, err)
@@ -296,7 +210,7 @@ func (e *Enforcer) checkPortSetup(c *nftables.Conn, s *snapshot, port string) (p
 	} else {
 		n.chain = true
 	}
-	if target, ok := s.ports[port]; !ok {
+	if target, ok := s.Ports[port]; !ok {
 		n.dispatch = true
 	} else if target != chain.Name {
 		n.staleDispatch = true
@@ -334,7 +248,7 @@ func (e *Enforcer) fixPort(c *nftables.Conn, port string, n portNeeds) error {
 			c.AddRule(r)
 		}
 	}
-	el := []nftables.SetElement{{Key: ifnameKey(port), VerdictData: jumpTo(chain.Name)}}
+	el := []nftables.SetElement{{Key: nftbridge.IfnameKey(port), VerdictData: jumpTo(chain.Name)}}
 	if n.staleDispatch {
 		if err := c.SetDeleteElements(l.portsMap(), el); err != nil {
 			return fmt.Errorf("drop stale dispatch element: %w", err)
@@ -356,25 +270,25 @@ func (e *Enforcer) fixPort(c *nftables.Conn, port string, n portNeeds) error {
 func (e *Enforcer) removePort(c *nftables.Conn, s *snapshot, port string) (bool, error) {
 	l := &e.lay
 	changed := false
-	if _, ok := s.ports[port]; ok {
-		if err := c.SetDeleteElements(l.portsMap(), []nftables.SetElement{{Key: ifnameKey(port)}}); err != nil {
+	if _, ok := s.Ports[port]; ok {
+		if err := c.SetDeleteElements(l.portsMap(), []nftables.SetElement{{Key: nftbridge.IfnameKey(port)}}); err != nil {
 			return false, fmt.Errorf("delete dispatch element: %w", err)
 		}
 		changed = true
 	}
-	if chain := l.portChain(port); s.chains[chain.Name] != nil {
+	if chain := l.portChain(port); s.Chains[chain.Name] != nil {
 		c.FlushChain(chain)
 		c.DelChain(chain)
 		changed = true
 	}
 	for _, set := range []*nftables.Set{l.allowSet(port), l.heldSet(port)} {
-		if s.sets[set.Name] {
+		if s.Sets[set.Name] {
 			c.DelSet(set)
 			changed = true
 		}
 	}
 	for _, name := range l.counterNames(port) {
-		if _, ok := s.counters[name]; ok {
+		if _, ok := s.Counters[name]; ok {
 			c.DeleteObject(l.counter(name))
 			changed = true
 		}

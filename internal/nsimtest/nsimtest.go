@@ -28,6 +28,20 @@ const defaultMaxVFs = 4
 // ids numbers the devices of one test binary (netdevsim IDs are global).
 var ids atomic.Int32
 
+// Missing says why this kernel has no netdevsim, "" when it has one: the
+// reason the kernel VM's init left in MissingFile, or that
+// /sys/bus/netdevsim is absent. Tests for which the VFs are optional
+// check it instead of letting NewPF skip them.
+func Missing() string {
+	if _, err := os.Stat("/sys/bus/netdevsim"); err == nil {
+		return ""
+	}
+	if why, err := os.ReadFile(MissingFile); err == nil && len(bytes.TrimSpace(why)) > 0 {
+		return string(bytes.TrimSpace(why))
+	}
+	return "no /sys/bus/netdevsim"
+}
+
 // NewPF creates a netdevsim device with one port and n VFs, sets its PF up
 // (the kernel announces VF changes only for a PF that is up) and returns
 // the PF's netdev name. The device is deleted when the test ends. Without
@@ -35,9 +49,8 @@ var ids atomic.Int32
 // only inside the kernel VM (kvmtest.RequireVM first).
 func NewPF(t testing.TB, n int) string {
 	t.Helper()
-	if _, err := os.Stat("/sys/bus/netdevsim"); err != nil {
-		why, _ := os.ReadFile(MissingFile)
-		t.Skipf("no netdevsim in this kernel VM: %s", bytes.TrimSpace(why))
+	if why := Missing(); why != "" {
+		t.Skipf("no netdevsim in this kernel VM: %s", why)
 	}
 	id := int(ids.Add(1)) + 10
 	write := func(path, v string) {
@@ -71,7 +84,22 @@ func NewPF(t testing.TB, n int) string {
 // default handle (independent of the code under test).
 func VF(t testing.TB, pf string, idx int) netlink.VfInfo {
 	t.Helper()
-	l, err := netlink.LinkByName(pf)
+	return VFAt(t, nil, pf, idx)
+}
+
+// VFAt is VF through handle h, for a PF moved into another network
+// namespace (nil h: netlink's default handle, the caller's namespace).
+func VFAt(t testing.TB, h *netlink.Handle, pf string, idx int) netlink.VfInfo {
+	t.Helper()
+	var (
+		l   netlink.Link
+		err error
+	)
+	if h != nil {
+		l, err = h.LinkByName(pf)
+	} else {
+		l, err = netlink.LinkByName(pf)
+	}
 	if err != nil {
 		t.Fatal(err)
 	}

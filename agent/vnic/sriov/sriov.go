@@ -37,6 +37,7 @@ import (
 	"sync/atomic"
 
 	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 )
 
@@ -73,9 +74,12 @@ type Options struct {
 	// StateDir holds one record per configured VF; it is created (0700)
 	// when missing. Required.
 	StateDir string
-	// Handle is the netlink handle of the PFs' network namespace; nil
-	// opens one in the caller's namespace (closed by Close).
-	Handle *netlink.Handle
+	// NetNS is the network namespace of the PFs; nil means the caller's.
+	// The Manager's netlink handle and Watch's link subscription are
+	// opened there; the Manager keeps a duplicate of the handle until
+	// Close, so the caller may close its own. (The same setting as
+	// agent/vnic/partition's Config.NetNS.)
+	NetNS *netns.NsHandle
 	// Logger receives what the manager does; nil discards.
 	Logger *slog.Logger
 }
@@ -86,7 +90,7 @@ type Manager struct {
 	st     store
 	lock   *os.File // flock(LOCK_EX) on StateDir/.lock while open
 	h      *netlink.Handle
-	ownH   bool
+	ns     *netns.NsHandle // the PFs' namespace (a duplicate), nil: the caller's
 	log    *slog.Logger
 	mu     sync.Mutex
 	writes atomic.Uint64
@@ -120,33 +124,48 @@ func New(o Options) (*Manager, error) {
 		}
 		return nil, fmt.Errorf("sriov: lock %s: %w", lp, err)
 	}
-	m := &Manager{st: store{dir: o.StateDir}, lock: lock, h: o.Handle, log: o.Logger}
+	m := &Manager{st: store{dir: o.StateDir}, lock: lock, log: o.Logger}
 	if m.log == nil {
 		m.log = slog.New(slog.DiscardHandler)
 	}
 	m.log = m.log.With("component", "vnic/sriov")
-	if m.h == nil {
-		h, err := netlink.NewHandle(unix.NETLINK_ROUTE)
+	if o.NetNS != nil {
+		fd, err := unix.FcntlInt(uintptr(*o.NetNS), unix.F_DUPFD_CLOEXEC, 0)
 		if err != nil {
 			_ = lock.Close()
-			return nil, fmt.Errorf("sriov: open netlink: %w", err)
+			return nil, fmt.Errorf("sriov: duplicate the network namespace handle: %w", err)
 		}
-		m.h, m.ownH = h, true
+		ns := netns.NsHandle(fd)
+		m.ns = &ns
+		m.h, err = netlink.NewHandleAt(ns, unix.NETLINK_ROUTE)
+		if err != nil {
+			_ = ns.Close()
+			_ = lock.Close()
+			return nil, fmt.Errorf("sriov: open netlink in the PFs' namespace: %w", err)
+		}
+		return m, nil
 	}
+	h, err := netlink.NewHandle(unix.NETLINK_ROUTE)
+	if err != nil {
+		_ = lock.Close()
+		return nil, fmt.Errorf("sriov: open netlink: %w", err)
+	}
+	m.h = h
 	return m, nil
 }
 
-// Close releases the state directory and the netlink handle New opened.
-// A second Close does nothing.
+// Close releases the state directory, the netlink handle and the
+// namespace handle; call it after Watch has returned. A second Close does
+// nothing.
 func (m *Manager) Close() error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.ownH {
-		m.h.Close()
-		m.ownH = false
-	}
 	if m.lock == nil {
 		return nil
+	}
+	m.h.Close()
+	if m.ns != nil {
+		_ = m.ns.Close()
 	}
 	err := m.lock.Close()
 	m.lock = nil

@@ -28,7 +28,7 @@ func TestInKernelVM(t *testing.T) {
 		line, _, _ := strings.Cut(out[i:], "\n")
 		t.Skip("the kernel VM has no netdevsim: " + line)
 	}
-	for _, name := range []string{"TestVMEnsureRelease", "TestVMCrashAfterSave", "TestVMReconcileDrift", "TestVMNoVF", "TestVMScale", "TestVMWatchDrift", "TestVMStatus"} {
+	for _, name := range []string{"TestVMEnsureRelease", "TestVMCrashAfterSave", "TestVMReconcileDrift", "TestVMNoVF", "TestVMScale", "TestVMWatchDrift", "TestVMWatchOtherNetNS", "TestVMStatus"} {
 		if !strings.Contains(out, "--- PASS: "+name+" ") {
 			t.Errorf("%s did not pass in the kernel VM", name)
 		}

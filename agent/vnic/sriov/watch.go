@@ -35,12 +35,12 @@ type WatchOptions struct {
 }
 
 // Watch detects drift as it happens: it subscribes to the kernel's link
-// notifications (RTNLGRP_LINK) in the caller's network namespace and,
-// when a PF that holds VFs with records changes (an operator's `ip link
-// set PF vf N ...` makes the kernel announce the PF if it is up), reads its
-// VFs back and converges them like Reconcile, or only reports when
-// o.Drift is vnic.DriftReportOnly; every o.Resync it checks all VFs with
-// records. Link notifications carry no VF state (the kernel adds
+// notifications (RTNLGRP_LINK) in the PFs' network namespace
+// (Options.NetNS, where the Manager's netlink handle is) and, when a PF
+// that holds VFs with records changes (an operator's `ip link set PF vf N
+// ...` makes the kernel announce the PF if it is up), reads its VFs back
+// and converges them like Reconcile, or only reports when o.Drift is
+// vnic.DriftReportOnly; every o.Resync it checks all VFs with records. Link notifications carry no VF state (the kernel adds
 // IFLA_VFINFO_LIST only to requests with RTEXT_FILTER_VF), so every check
 // is a fresh read-back.
 // Watch returns when ctx ends.
@@ -55,6 +55,7 @@ func (m *Manager) Watch(ctx context.Context, o WatchOptions) error {
 	defer close(done)
 	subErr := make(chan error, 1)
 	if err := netlink.LinkSubscribeWithOptions(updates, done, netlink.LinkSubscribeOptions{
+		Namespace: m.ns,
 		ErrorCallback: func(err error) {
 			select {
 			case subErr <- err:
