@@ -14,9 +14,11 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/tether-net/tether/edge/switchconfig"
 	"github.com/tether-net/tether/edge/switchd"
+	"github.com/tether-net/tether/internal/daemonflags"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -43,23 +45,7 @@ func main() {
 		fmt.Fprint(os.Stderr, usage)
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(os.Args[1:]); err != nil {
-		if err == flag.ErrHelp {
-			os.Exit(0)
-		}
-		os.Exit(2)
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(os.Stderr, "tether-switchd: unexpected arguments %q\n", fs.Args())
-		fs.Usage()
-		os.Exit(2)
-	}
-	if *showVersion {
-		fmt.Println("tether-switchd", version)
-		return
-	}
-	explicit := false
-	fs.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "config" })
+	explicit := daemonflags.ParseOS(fs, "tether-switchd", version, showVersion)
 	cfg, err := switchconfig.Load(*cfgPath, explicit)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "tether-switchd: %v\n", err)
@@ -69,6 +55,13 @@ func main() {
 		if _, err := cfg.LoadHostKeys(); err != nil {
 			fmt.Fprintf(os.Stderr, "tether-switchd: %v\n", err)
 			os.Exit(2)
+		}
+		if cfg.Policy != nil {
+			// The etcd client's TLS files, opened and parsed as at start.
+			if err := cfg.Policy.CheckFiles(time.Now()); err != nil {
+				fmt.Fprintf(os.Stderr, "tether-switchd: %v\n", err)
+				os.Exit(2)
+			}
 		}
 		if err := switchconfig.Write(os.Stdout, cfg); err != nil {
 			fmt.Fprintf(os.Stderr, "tether-switchd: %v\n", err)

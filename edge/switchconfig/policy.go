@@ -20,8 +20,10 @@ const DefaultPolicyPrefix = "/tether/v1/"
 // Policy is the policy: section: tether-switchd's DC-wide mode. When it is
 // set, switchd keeps a local copy of tether-policyd's store (the etcd
 // cluster at Endpoints, watched under Prefix) and takes from it the
-// profile of each VM's port group and the VM placement records it checks
-// claims against (ahead of placements: and vm_managers:). When it is
+// profile of each VM's port group, the VM placement records it checks
+// claims against (ahead of placements: and vm_managers:) and the keys of
+// the enrolled hosts (in addition to host_keys:; see edge/switchd's
+// dckeys.go for the precedence). When it is
 // absent (the default), switchd runs in stack mode: profiles: and
 // placements: of this file.
 type Policy struct {

@@ -31,7 +31,9 @@ import (
 //     re-applied to the live associations (ProfileNotifier);
 //   - the VM manager's answer: the VM's placement record (which host runs
 //     it, with which MACs, in which state), ahead of the file's
-//     placements: and vm_managers: (PolicyVMManager).
+//     placements: and vm_managers: (PolicyVMManager);
+//   - the enrolled host keys: the store's host records in addition to the
+//     file's host_keys: (dckeys.go).
 //
 // Lookups answer from memory; only a placement the cache does not hold
 // yet waits, for at most missSyncWait, for the cache to catch up with the
@@ -53,6 +55,8 @@ type DCPolicy struct {
 	profiles *dcProfiles
 	vmm      *PolicyVMManager
 	log      *slog.Logger
+	// keysChanged is signalled when the host records change (dckeys.go).
+	keysChanged chan struct{}
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -77,7 +81,7 @@ func StartDCPolicy(ctx context.Context, cfg switchconfig.Policy, fallback Profil
 		_ = cli.Close()
 		return nil, fmt.Errorf("switchd: policy store: %w", err)
 	}
-	dc := &DCPolicy{cli: cli, log: log}
+	dc := &DCPolicy{cli: cli, log: log, keysChanged: make(chan struct{}, 1)}
 	pp := NewPolicyProfiles(nil)
 	dc.vmm = NewPolicyVMManager(nil, inner)
 	c := cache.New(st, cache.Options{Log: log, OnChange: func(ch cache.Change) {
@@ -85,6 +89,12 @@ func StartDCPolicy(ctx context.Context, cfg switchconfig.Policy, fallback Profil
 		// only those changes skip the re-application.
 		if dc.vmm.Observe(ch) {
 			pp.OnChange(ch)
+		}
+		if hostsChanged(ch) {
+			select {
+			case dc.keysChanged <- struct{}{}:
+			default:
+			}
 		}
 	}})
 	pp.c, dc.vmm.c, dc.cache = c, c, c

@@ -89,7 +89,7 @@ func RunConfig(ctx context.Context, cfg switchconfig.Config, ro RunOptions) (err
 	if err != nil {
 		return fmt.Errorf("switchd: %w", err)
 	}
-	if len(hostKeys) == 0 {
+	if len(hostKeys) == 0 && cfg.Policy == nil {
 		log.Warn("no host key enrolled: every association will be refused", "component", "edge/switchd")
 	}
 
@@ -159,6 +159,7 @@ func RunConfig(ctx context.Context, cfg switchconfig.Config, ro RunOptions) (err
 		opts.Profiles = sp
 		go sp.Run(ctx)
 	}
+	var dck *dcKeys
 	if cfg.Policy != nil {
 		// DC-wide mode (dcpolicy.go): the store's profiles and placement
 		// records, the file's until the store's first listing.
@@ -172,6 +173,9 @@ func RunConfig(ctx context.Context, cfg switchconfig.Config, ro RunOptions) (err
 		}
 		defer dc.Close()
 		opts.Profiles, opts.VMManager = dc.Profiles(), dc.VMManager()
+		// The store's host records enrol keys too (dckeys.go).
+		dck = dc.hostKeys(hostKeys)
+		opts.HostKeys = dck.initial()
 	}
 	if ro.Tune != nil {
 		ro.Tune(&opts)
@@ -179,6 +183,18 @@ func RunConfig(ctx context.Context, cfg switchconfig.Config, ro RunOptions) (err
 	d, err := New(opts)
 	if err != nil {
 		return err
+	}
+	if dck != nil {
+		kctx, kcancel := context.WithCancel(ctx)
+		kdone := make(chan struct{})
+		go func() {
+			defer close(kdone)
+			dck.run(kctx, d.SetHostKeys)
+		}()
+		defer func() {
+			kcancel()
+			<-kdone
+		}()
 	}
 
 	ln, err := api.Listen(cfg.Socket, cfg.SocketGroup)
@@ -214,7 +230,10 @@ func RunConfig(ctx context.Context, cfg switchconfig.Config, ro RunOptions) (err
 						_ = sp.Check() // logged
 					}
 					keys, err := cfg.LoadHostKeys()
-					if err == nil {
+					switch {
+					case err == nil && dck != nil:
+						err = dck.setFile(ctx, keys, d.SetHostKeys)
+					case err == nil:
 						err = d.SetHostKeys(ctx, keys)
 					}
 					if err != nil {
