@@ -89,21 +89,6 @@ func (k Kind) Valid() bool {
 	return false
 }
 
-// singular is the name of one object of kind k in error messages.
-func (k Kind) singular() string {
-	switch k {
-	case KindProfiles:
-		return "profile"
-	case KindGroups:
-		return "group"
-	case KindHosts:
-		return "host"
-	case KindPlacements:
-		return "placement"
-	}
-	return string(k)
-}
-
 // Object is what the store holds: one of *Profile, *PortGroup, *Host and
 // *Placement.
 type Object interface {

@@ -2,6 +2,7 @@ package uplink_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -217,7 +218,7 @@ func TestMigrationHookMalformed(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			consumed, err := m.Hook(context.Background(), tc.ev)
 			var he *uplink.MigrationHookError
-			if err == nil || consumed || !asMigrationHookError(err, &he) || he.HTTPStatus() != 400 {
+			if err == nil || consumed || !errors.As(err, &he) || he.HTTPStatus() != 400 {
 				t.Fatalf("Hook = %v, %v; want a 400 MigrationHookError", consumed, err)
 			}
 			if err.Error() != tc.want {
@@ -275,14 +276,6 @@ func FuzzIncomingDomain(f *testing.F) {
 			t.Fatalf("incoming VM state %v", dom.VM.State)
 		}
 	})
-}
-
-func asMigrationHookError(err error, target **uplink.MigrationHookError) bool {
-	e, ok := err.(*uplink.MigrationHookError)
-	if ok {
-		*target = e
-	}
-	return ok
 }
 
 // newStoreOnly opens an inventory without namespaces.

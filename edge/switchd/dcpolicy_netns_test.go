@@ -4,15 +4,7 @@ package switchd
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
-	"math/big"
-	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -24,6 +16,7 @@ import (
 
 	"github.com/tether-net/tether/edge/switchconfig"
 	"github.com/tether-net/tether/edge/verify"
+	"github.com/tether-net/tether/internal/testpki"
 	"github.com/tether-net/tether/policy"
 	"github.com/tether-net/tether/policy/etcdembed"
 	"github.com/tether-net/tether/policy/store"
@@ -48,49 +41,8 @@ type dbPKI struct{ ca, srvCert, srvKey, cliCert, cliKey string }
 // certificate under dir.
 func writeDBPKI(t testing.TB, dir string) dbPKI {
 	t.Helper()
-	write := func(name, typ string, der []byte) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
-	newKey := func() *ecdsa.PrivateKey {
-		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return k
-	}
-	now := time.Now()
-	caKey := newKey()
-	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "tether policy test CA"},
-		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour), IsCA: true, BasicConstraintsValid: true,
-		KeyUsage: x509.KeyUsageCertSign}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	caCert, _ := x509.ParseCertificate(caDER)
-	leaf := func(name string, serial int64, usage x509.ExtKeyUsage) (string, string) {
-		k := newKey()
-		tmpl := &x509.Certificate{SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: name},
-			NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour), KeyUsage: x509.KeyUsageDigitalSignature,
-			ExtKeyUsage: []x509.ExtKeyUsage{usage}, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}}
-		der, err := x509.CreateCertificate(rand.Reader, tmpl, caCert, &k.PublicKey, caKey)
-		if err != nil {
-			t.Fatal(err)
-		}
-		kder, err := x509.MarshalECPrivateKey(k)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return write(name+".pem", "CERTIFICATE", der), write(name+"-key.pem", "EC PRIVATE KEY", kder)
-	}
-	p := dbPKI{ca: write("ca.pem", "CERTIFICATE", caDER)}
-	p.srvCert, p.srvKey = leaf("policy-etcd", 2, x509.ExtKeyUsageServerAuth)
-	p.cliCert, p.cliKey = leaf("tor", 3, x509.ExtKeyUsageClientAuth)
-	return p
+	f := testpki.Write(t, dir, "policy-etcd", "tor")
+	return dbPKI{ca: f.CA, srvCert: f.ServerCert, srvKey: f.ServerKey, cliCert: f.ClientCert, cliKey: f.ClientKey}
 }
 
 // startPolicyDB starts the store's etcd; port 0 picks a free https port.

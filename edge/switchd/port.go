@@ -377,10 +377,7 @@ func (p *port) apply(ctx context.Context, o op) {
 			return
 		}
 		k := recKey{p.name, o.key}
-		mu := p.d.str.of(k)
-		mu.Lock()
-		p.dropLocked(ctx, k, o.gen, o.why, false)
-		mu.Unlock()
+		p.drop(ctx, k, o.gen, o.why, false)
 	case opNeighbour:
 		p.negotiate()
 		p.checkNeighbour(ctx, o.why)
@@ -483,10 +480,7 @@ func (p *port) checkNeighbour(ctx context.Context, why string) {
 			reason = fmt.Sprintf("the LLDP neighbour is now host %q key %s, not %q key %s (%s)", nb.Host, keyString(nb), r.host, r.signer, why)
 		}
 		k := recKey{p.name, r.key}
-		mu := p.d.str.of(k)
-		mu.Lock()
-		p.dropLocked(ctx, k, r.gen, reason, true)
-		mu.Unlock()
+		p.drop(ctx, k, r.gen, reason, true)
 	}
 }
 
@@ -557,11 +551,16 @@ func (p *port) deassociateOrphans(br *vdp.Bridge) {
 func (p *port) dropAll(ctx context.Context, why string, tell bool) {
 	for _, r := range p.d.tbl.port(p.name) {
 		k := recKey{p.name, r.key}
-		mu := p.d.str.of(k)
-		mu.Lock()
-		p.dropLocked(ctx, k, r.gen, why, tell)
-		mu.Unlock()
+		p.drop(ctx, k, r.gen, why, tell)
 	}
+}
+
+// drop is dropLocked under the stripe lock of k.
+func (p *port) drop(ctx context.Context, k recKey, gen uint64, why string, tell bool) {
+	mu := p.d.str.of(k)
+	mu.Lock()
+	defer mu.Unlock()
+	p.dropLocked(ctx, k, gen, why, tell)
 }
 
 // dropLocked removes the association k if its generation is gen: its

@@ -40,7 +40,7 @@ func (p *PolicyProfiles) Profile(_ context.Context, req ProfileRequest) (Profile
 	r, err := p.c.Lookup(policy.VMRef{UUID: req.VM.String()})
 	if err != nil {
 		if errors.Is(err, cache.ErrNoGroup) || errors.Is(err, cache.ErrNoProfile) {
-			return Profile{}, fmt.Errorf("%w: %v", ErrNoProfile, err)
+			return Profile{}, fmt.Errorf("%w: %w", ErrNoProfile, err)
 		}
 		return Profile{}, fmt.Errorf("switchd: policy lookup: %w", err)
 	}

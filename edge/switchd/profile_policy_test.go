@@ -10,8 +10,6 @@ import (
 	"github.com/tether-net/tether/l2/vdp"
 	"github.com/tether-net/tether/policy"
 	"github.com/tether-net/tether/policy/cache"
-	"github.com/tether-net/tether/policy/etcdembed"
-	"github.com/tether-net/tether/policy/store"
 	"github.com/tether-net/tether/wire"
 )
 
@@ -23,20 +21,7 @@ import (
 func TestPolicyProfiles(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	srv, err := etcdembed.Start(ctx, etcdembed.Config{Dir: t.TempDir(), UnsafeNoFsync: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
-	cli, err := store.Dial(ctx, store.ClientConfig{Endpoints: srv.Endpoints()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cli.Close()
-	st, err := store.New(cli, store.Options{Prefix: "/tether-test/"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, st := startStore(ctx, t, "/tether-test/")
 	prof := &policy.Profile{Name: "tenant-a", VID: 100, Mode: policy.ModeSwitch, RateKbps: 1000}
 	if _, err := st.Create(ctx, prof); err != nil {
 		t.Fatal(err)

@@ -333,10 +333,7 @@ func (p *port) dropSVID(ctx context.Context, svid uint16, why string) {
 			continue
 		}
 		k := recKey{p.name, r.key}
-		mu := p.d.str.of(k)
-		mu.Lock()
-		p.dropLocked(ctx, k, r.gen, why, false)
-		mu.Unlock()
+		p.drop(ctx, k, r.gen, why, false)
 	}
 }
 

@@ -3,8 +3,6 @@ package verify
 import (
 	"context"
 	"fmt"
-
-	"github.com/tether-net/tether/wire"
 )
 
 // CheckUnsigned decides on an unsigned claim in interop mode (the switch's
@@ -34,13 +32,7 @@ func (v *Verifier) CheckUnsigned(ctx context.Context, c Claim) (Decision, error)
 // decideUnsigned runs CheckUnsigned's checks.
 func (v *Verifier) decideUnsigned(ctx context.Context, c *Claim, d Decision) (Decision, error) {
 	vsi := &c.VSI
-	switch {
-	case vsi.IsResponse():
-		return refuse(d, ReasonMalformed, "the VSI TLV is a response, not a request"), nil
-	case vsi.VSIIDFormat != wire.VSIIDUUID:
-		return refuse(d, ReasonMalformed, fmt.Sprintf("VSIID format %s does not name a VM; tether needs a UUID", vsi.VSIIDFormat)), nil
-	}
-	macs, why := macsOf(vsi)
+	macs, why := requestMACs(vsi)
 	if why != "" {
 		return refuse(d, ReasonMalformed, why), nil
 	}

@@ -444,6 +444,18 @@ func containsVSI(vsis []*wire.VSI, want *wire.VSI) bool {
 	return false
 }
 
+// requestMACs checks that v is a request naming a VM by UUID and returns
+// the distinct MACs of its filters, or a reason to refuse it as malformed.
+func requestMACs(v *wire.VSI) ([]MAC, string) {
+	switch {
+	case v.IsResponse():
+		return nil, "the VSI TLV is a response, not a request"
+	case v.VSIIDFormat != wire.VSIIDUUID:
+		return nil, fmt.Sprintf("VSIID format %s does not name a VM; tether needs a UUID", v.VSIIDFormat)
+	}
+	return macsOf(v)
+}
+
 // macsOf returns the distinct MACs of v's filters, or a reason to refuse.
 func macsOf(v *wire.VSI) ([]MAC, string) {
 	if v.FilterFormat != wire.FilterMACVID && v.FilterFormat != wire.FilterGroupMACVID {
@@ -478,13 +490,7 @@ func (v *Verifier) stripe(port string, vm UUID) *sync.Mutex {
 // passed, and commits an accepted ASSOCIATE.
 func (v *Verifier) decideVerified(ctx context.Context, c *Claim, d Decision) (Decision, error) {
 	vsi := &c.VSI
-	switch {
-	case vsi.IsResponse():
-		return refuse(d, ReasonMalformed, "the VSI TLV is a response, not a request"), nil
-	case vsi.VSIIDFormat != wire.VSIIDUUID:
-		return refuse(d, ReasonMalformed, fmt.Sprintf("VSIID format %s does not name a VM; tether needs a UUID", vsi.VSIIDFormat)), nil
-	}
-	macs, why := macsOf(vsi)
+	macs, why := requestMACs(vsi)
 	if why != "" {
 		return refuse(d, ReasonMalformed, why), nil
 	}

@@ -78,7 +78,7 @@ func TestChannelBinding(t *testing.T) {
 	for i := range 5 { // counters 1 to 5 on S-channel 5
 		f5 = sign5(vdpFrame(t, uint16(i)))
 	}
-	want := []byte{127<<1 | 0, 6, 0x7a, 0x7e, 0x71, wire.TetherSubtypeChannelBinding, 0, 5}
+	want := []byte{127 << 1, 6, 0x7a, 0x7e, 0x71, wire.TetherSubtypeChannelBinding, 0, 5}
 	i := bytes.Index(f5, want)
 	_, sigOff, err := func() (int, int, error) {
 		off, _, err := wire.FindSignature(f5[wire.SignedHeaderLen:], wire.PDUKindECP, wire.OUI{})

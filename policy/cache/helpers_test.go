@@ -23,21 +23,16 @@ import (
 var testEtcd *etcdembed.Server
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "tether-cache-test-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	testEtcd, err = etcdembed.Start(ctx, etcdembed.Config{Dir: dir, UnsafeNoFsync: true})
+	srv, stop, err := etcdembed.StartTemp(ctx, "tether-cache-test-", etcdembed.Config{UnsafeNoFsync: true})
 	cancel()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
+	testEtcd = srv
 	code := m.Run()
-	testEtcd.Close()
-	os.RemoveAll(dir)
+	stop()
 	os.Exit(code)
 }
 

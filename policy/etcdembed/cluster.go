@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 )
 
 // Cluster is an N-node embedded etcd cluster in one process, for tests:
@@ -24,8 +26,41 @@ type Cluster struct {
 // StartCluster starts n members with data under dir/m0 ... dir/m<n-1>
 // and waits until all serve clients. base supplies the logging, timing
 // and fsync settings; its Name, Dir, ports and cluster fields are set per
-// member, and Unix and Remote are not used.
+// member, and Unix and Remote are not used. The ports are picked free
+// before the members bind them; one taken meanwhile (by another process,
+// or as the source port of a member's own connection: both come from the
+// same ephemeral range) fails the start with "address already in use",
+// so StartCluster then starts over on new ports, up to startAttempts
+// times.
 func StartCluster(ctx context.Context, dir string, n int, base Config) (*Cluster, error) {
+	var err error
+	for range startAttempts {
+		var cl *Cluster
+		cl, err = startCluster(ctx, dir, n, base)
+		if err == nil || !isAddrInUse(err) || ctx.Err() != nil {
+			return cl, err
+		}
+		for i := range n {
+			if rerr := os.RemoveAll(filepath.Join(dir, fmt.Sprintf("m%d", i))); rerr != nil {
+				return nil, fmt.Errorf("policy etcd cluster: start over: %w", rerr)
+			}
+		}
+	}
+	return nil, err
+}
+
+// startAttempts is how many times StartCluster tries before it gives up on
+// ports taken between their pick and their bind.
+const startAttempts = 3
+
+// isAddrInUse reports whether err is a bind to an address in use (etcd
+// does not always wrap the syscall error, hence the text).
+func isAddrInUse(err error) bool {
+	return errors.Is(err, syscall.EADDRINUSE) || strings.Contains(err.Error(), "address already in use")
+}
+
+// startCluster is one attempt of StartCluster.
+func startCluster(ctx context.Context, dir string, n int, base Config) (*Cluster, error) {
 	if n < 1 {
 		return nil, fmt.Errorf("policy etcd cluster: %d members, want at least 1", n)
 	}

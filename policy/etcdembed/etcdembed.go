@@ -244,13 +244,22 @@ func (c Config) embedConfig(closing *atomic.Bool) (*embed.Config, error) {
 // fails. The start time is logged at info level on cfg.Log and returned by
 // StartDuration.
 func Start(ctx context.Context, cfg Config) (*Server, error) {
-	cfg, err := cfg.withDefaults()
-	if err != nil {
-		return nil, err
-	}
-	s, err := start(cfg)
-	if err != nil {
-		return nil, err
+	// Ports Start picks itself may be taken before the member binds them:
+	// then it picks again (see StartCluster).
+	picked := (cfg.PeerPort == 0 && !cfg.unixPeer()) || (cfg.ClientPort == 0 && !cfg.Unix)
+	var s *Server
+	for attempt := 1; ; attempt++ {
+		c, err := cfg.withDefaults()
+		if err != nil {
+			return nil, err
+		}
+		s, err = start(c)
+		if err == nil {
+			break
+		}
+		if !picked || !isAddrInUse(err) || attempt == startAttempts || ctx.Err() != nil {
+			return nil, err
+		}
 	}
 	if err := s.wait(ctx); err != nil {
 		s.Kill()

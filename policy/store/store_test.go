@@ -23,22 +23,17 @@ import (
 var testEtcd *etcdembed.Server
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "tether-store-test-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	testEtcd, err = etcdembed.Start(ctx, etcdembed.Config{Dir: dir, UnsafeNoFsync: true})
+	srv, stop, err := etcdembed.StartTemp(ctx, "tether-store-test-", etcdembed.Config{UnsafeNoFsync: true})
 	cancel()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
+	testEtcd = srv
 	fmt.Printf("embedded etcd start: %v\n", testEtcd.StartDuration())
 	code := m.Run()
-	testEtcd.Close()
-	os.RemoveAll(dir)
+	stop()
 	os.Exit(code)
 }
 
