@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"slices"
 	"sort"
@@ -304,6 +305,14 @@ func (d *Daemon) SetHostKeys(ctx context.Context, hostKeys map[string]ed25519.Pu
 		mu.Lock()
 		p.dropLocked(ctx, k, r.gen, fmt.Sprintf("key %s of host %q is no longer enrolled", r.signer, r.host), true)
 		mu.Unlock()
+	}
+	// A port's last LLDPDU refused for an unknown key may be from a host
+	// enrolled now: its neighbour need not wait for its next LLDPDU.
+	d.mu.Lock()
+	ports := slices.Collect(maps.Values(d.ports))
+	d.mu.Unlock()
+	for _, p := range ports {
+		p.recheckLLDP()
 	}
 	return nil
 }

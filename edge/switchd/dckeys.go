@@ -35,7 +35,9 @@ import (
 //
 // Every change the cache applies to the host records (and every relisting)
 // recomputes the union and hands it to Daemon.SetHostKeys: a new record's
-// key verifies from then on, without a restart; a deleted or replaced
+// key verifies from then on, without a restart (each port's last LLDPDU
+// refused for an unknown key is checked again, so a newly enrolled host is
+// the port's neighbour at once, not from its next LLDPDU); a deleted or replaced
 // record's key is revoked at once (live associations it signed end, their
 // rules go, and its frames are refused as unknown-key). Lookups stay in
 // memory (verify.StaticKeys): the association path never waits on etcd.

@@ -157,6 +157,16 @@ func TestNetnsDCHostKeys(t *testing.T) {
 	a.stopVDP()
 	a.stopLLDP()
 	db.create(t, recA)
+	// Wait for the enrolment itself: host A's neighbour entry, verified
+	// under the same key before its revocation, may still be in the table
+	// (refused LLDPDUs do not refresh nor remove it; it ages out by its
+	// TTL), so the neighbour check alone can pass before switchd applies
+	// the record, and a claim sent then is refused as unknown-key with no
+	// answer: the station would wait its whole response timeout (16 s).
+	waitFor(t, 10*time.Second, "host A's key enrolled again", func() bool {
+		_, err := sd.d.keys.Enrolment(ctx, l.hostA.key.ID())
+		return err == nil
+	})
 	a = l.stationTx(t, l.hostA, time.Second)
 	waitFor(t, 5*time.Second, "host A's neighbour again", func() bool {
 		n, ok := sd.d.neighbours.Neighbour("swA")

@@ -87,6 +87,15 @@ type port struct {
 	identCh  chan struct{} // closed and replaced when the identity changes
 	dirty    bool
 	schans   map[uint16]*schan // S-channels' VDP bridges (schannel.go)
+	// refusedLLDP is the port's last LLDPDU when Check refused it for an
+	// unknown key (nil otherwise): SetHostKeys hands it back to the agent,
+	// so a host enrolled since is the neighbour without waiting for its
+	// next LLDPDU (up to tetherd's 30 s LLDP interval). One per port.
+	refusedLLDP []byte
+	// rechecking is the refusedLLDP handed back to the agent last: its
+	// second refusal (still unknown, or a replay after a newer LLDPDU) is
+	// no news for the rejects ring.
+	rechecking []byte
 
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -248,6 +257,7 @@ func (p *port) serve(ctx context.Context, conns PortConns) error {
 	defer func() {
 		p.mu.Lock()
 		p.agent, p.bridge, p.running, p.capable = nil, nil, false, false
+		p.refusedLLDP, p.rechecking = nil, nil
 		if p.identOK {
 			p.ident, p.identOK = verify.Neighbour{}, false
 			close(p.identCh)
@@ -286,7 +296,20 @@ func (p *port) serve(ctx context.Context, conns PortConns) error {
 func (p *port) checkLLDP(check lldpagent.CheckFunc) lldpagent.CheckFunc {
 	return func(ctx context.Context, frame []byte, du *wire.LLDPDU) (lldpagent.CheckResult, error) {
 		res, err := check(ctx, frame, du)
-		if err != nil {
+		// Check runs on the agent's goroutine, one frame at a time: the
+		// frame kept is the port's last one.
+		var keep []byte
+		if errors.Is(err, identity.ErrUnknownKey) {
+			keep = slices.Clone(frame)
+		}
+		p.mu.Lock()
+		p.refusedLLDP = keep
+		again := len(frame) > 0 && len(p.rechecking) > 0 && &frame[0] == &p.rechecking[0]
+		if again {
+			p.rechecking = nil
+		}
+		p.mu.Unlock()
+		if err != nil && !again {
 			rj := rejectOf(p.d.now(), p.name, "LLDP", nil, frameReason(err),
 				"LLDP neighbour refused, so no VDP from it is accepted on this port: "+err.Error())
 			if du != nil {
@@ -299,6 +322,22 @@ func (p *port) checkLLDP(check lldpagent.CheckFunc) lldpagent.CheckFunc {
 			p.d.rej.add(rj)
 		}
 		return res, err
+	}
+}
+
+// recheckLLDP hands the port's last LLDPDU refused for an unknown key back
+// to its LLDP agent (after the enrolled host keys changed).
+func (p *port) recheckLLDP() {
+	p.mu.Lock()
+	frame, ag := p.refusedLLDP, p.agent
+	p.refusedLLDP = nil // Check keeps it again if still refused
+	if frame != nil && ag != nil {
+		p.rechecking = frame
+	}
+	p.mu.Unlock()
+	if frame != nil && ag != nil {
+		p.log.Debug("host keys changed: LLDPDU refused for an unknown key checked again")
+		ag.Recheck(frame)
 	}
 }
 

@@ -70,6 +70,7 @@ type Agent struct {
 	log  *slog.Logger
 
 	changed chan struct{} // Update's signal, capacity 1
+	recheck chan []byte   // Recheck's frame, capacity 1
 	running atomic.Bool
 	recv    atomic.Pointer[rawsock.Receiver]
 
@@ -107,6 +108,7 @@ func New(conn rawsock.Conn, cfg Config) (*Agent, error) {
 		ttl:     cfg.ttl(),
 		log:     cfg.Logger.With("component", "lldpagent", "port", ifi.Name),
 		changed: make(chan struct{}, 1),
+		recheck: make(chan []byte, 1),
 		m:       newMachine(cfg),
 	}, nil
 }
@@ -124,6 +126,28 @@ func (a *Agent) Update() {
 	select {
 	case a.changed <- struct{}{}:
 	default:
+	}
+}
+
+// Recheck hands frame, an LLDPDU the agent received and Config.Check
+// refused, back to the agent: it runs through Check and the neighbour
+// table again as if it had just been received (its TTL counts from now).
+// It is for a Check whose verdict may have changed since, for example a
+// signer's key enrolled after its LLDPDU was refused, so the neighbour
+// need not wait for its next LLDPDU. The agent owns frame from now on. It
+// does not block: a frame still waiting from an earlier Recheck is
+// replaced.
+func (a *Agent) Recheck(frame []byte) {
+	for {
+		select {
+		case a.recheck <- frame:
+			return
+		default:
+		}
+		select {
+		case <-a.recheck:
+		default:
+		}
 	}
 }
 
@@ -227,6 +251,8 @@ func (a *Agent) Run(ctx context.Context) error {
 		case <-timer.C():
 		case <-a.changed:
 			a.checkLocalChange(clock.Now())
+		case f := <-a.recheck:
+			a.handleFrame(ctx, clock.Now(), f)
 		}
 	}
 }
