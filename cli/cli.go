@@ -87,6 +87,17 @@ func usageArgs(v cobra.PositionalArgs) cobra.PositionalArgs {
 	}
 }
 
+// helpAsUsage is the RunE of a command that only groups subcommands:
+// called without one, it shows its help on s.Err and fails as a usage
+// error.
+func helpAsUsage(s *Streams) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, _ []string) error {
+		cmd.SetOut(s.Err)
+		_ = cmd.Help()
+		return &ExitError{Code: ExitUsage}
+	}
+}
+
 // NewRootCommand returns the tetherctl command tree writing to s.
 func NewRootCommand(s *Streams) *cobra.Command {
 	root := &cobra.Command{
@@ -102,11 +113,7 @@ Exit status: 0 on success, 1 when the command ran but something failed,
 		SilenceErrors: true,
 		SilenceUsage:  true,
 		// Without a subcommand, show the help and fail as a usage error.
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			cmd.SetOut(s.Err)
-			_ = cmd.Help()
-			return &ExitError{Code: ExitUsage}
-		},
+		RunE: helpAsUsage(s),
 	}
 	root.SetIn(s.In)
 	root.SetOut(s.Out)

@@ -153,11 +153,7 @@ from $` + envPolicyToken + `. For https use --ca; for mutual TLS --cert and --ke
 		Args:          usageArgs(cobra.NoArgs),
 		SilenceErrors: true,
 		SilenceUsage:  true,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			cmd.SetOut(s.Err)
-			_ = cmd.Help()
-			return &ExitError{Code: ExitUsage}
-		},
+		RunE:          helpAsUsage(s),
 	}
 	f.register(cmd)
 	for _, k := range policyKinds() {
@@ -173,11 +169,7 @@ func newPolicyKindCommand(s *Streams, f *policyFlags, k policyKind) *cobra.Comma
 		Args:          usageArgs(cobra.NoArgs),
 		SilenceErrors: true,
 		SilenceUsage:  true,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			cmd.SetOut(s.Err)
-			_ = cmd.Help()
-			return &ExitError{Code: ExitUsage}
-		},
+		RunE:          helpAsUsage(s),
 	}
 	cmd.AddCommand(newPolicyListCommand(s, f, k), newPolicyAddCommand(s, f, k), newPolicySetCommand(s, f, k), newPolicyRmCommand(s, f, k))
 	return cmd

@@ -49,11 +49,7 @@ each port and what it negotiated, which VM MACs are verified on which port
 		Args:          usageArgs(cobra.NoArgs),
 		SilenceErrors: true,
 		SilenceUsage:  true,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			cmd.SetOut(s.Err)
-			_ = cmd.Help()
-			return &ExitError{Code: ExitUsage}
-		},
+		RunE:          helpAsUsage(s),
 	}
 	cmd.AddCommand(newSwitchStatusCommand(s), newSwitchPortsCommand(s), newSwitchVMsCommand(s), newSwitchRejectsCommand(s))
 	return cmd

@@ -89,23 +89,8 @@ func (r *Reconciler) loop(ctx context.Context) error {
 		case <-r.dirty:
 		case <-timer.C:
 		}
-		select {
-		case <-ctx.Done():
+		if !sub.Settle(ctx, settle, r.dirty, r.noteEvent) {
 			return nil
-		case <-time.After(settle):
-		}
-		for drained := false; !drained; {
-			select {
-			case ev, ok := <-sub.Events():
-				if !ok {
-					drained = true
-				} else {
-					r.noteEvent(ev)
-				}
-			case <-r.dirty:
-			default:
-				drained = true
-			}
 		}
 	}
 }

@@ -3,9 +3,7 @@ package datapath
 import (
 	"context"
 	"crypto/ed25519"
-	"crypto/rand"
 	"errors"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -14,7 +12,6 @@ import (
 	"github.com/tether-net/tether/agent/inventory"
 	"github.com/tether-net/tether/agent/uplink"
 	"github.com/tether-net/tether/agent/uplink/uplinktest"
-	"github.com/tether-net/tether/identity"
 	"github.com/tether-net/tether/l2/evb"
 )
 
@@ -30,21 +27,7 @@ func TestWithUplink(t *testing.T) {
 	host, swNS := uplinktest.NewNS(t), uplinktest.NewNS(t)
 	uplinktest.Veth(t, host, "eth0", swNS, "swp1")
 	dir := t.TempDir()
-	swKey, err := identity.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pem, err := identity.MarshalPublicKeyPEM(swKey.Public())
-	if err != nil {
-		t.Fatal(err)
-	}
-	keys := filepath.Join(dir, "switch-keys")
-	if err := os.MkdirAll(keys, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(keys, "tor1.pem"), pem, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	swKey, keys := uplinktest.EnrolSwitchKey(t, dir)
 	id, err := uplink.OpenIdentity(uplink.IdentityConfig{
 		KeyFile: filepath.Join(dir, "host.key"), Counters: filepath.Join(dir, "counters"), SwitchKeys: keys,
 	}, testLogger(t))

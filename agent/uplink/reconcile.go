@@ -159,21 +159,8 @@ func (s *session) loop(ctx context.Context) error {
 		case <-s.dirty:
 		case <-timer.C:
 		}
-		select {
-		case <-ctx.Done():
+		if !sub.Settle(ctx, settle, s.dirty, nil) {
 			return nil
-		case <-time.After(settle):
-		}
-		for drained := false; !drained; {
-			select {
-			case _, ok := <-sub.Events():
-				if !ok {
-					drained = true
-				}
-			case <-s.dirty:
-			default:
-				drained = true
-			}
 		}
 	}
 }

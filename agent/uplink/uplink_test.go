@@ -2,7 +2,6 @@ package uplink_test
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/binary"
 	"fmt"
 	"io"
@@ -74,20 +73,8 @@ func newRig(t testing.TB) *rig {
 	}
 	t.Cleanup(func() { _ = r.store.Close() })
 	// The switch key is enrolled before the identity loads its directory.
-	if r.swKey, err = identity.GenerateKey(rand.Reader); err != nil {
-		t.Fatal(err)
-	}
-	pem, err := identity.MarshalPublicKeyPEM(r.swKey.Public())
-	if err != nil {
-		t.Fatal(err)
-	}
-	keys := filepath.Join(r.dir, "switch-keys")
-	if err := os.MkdirAll(keys, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(keys, "tor1.pem"), pem, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	var keys string
+	r.swKey, keys = uplinktest.EnrolSwitchKey(t, r.dir)
 	r.id, err = uplink.OpenIdentity(uplink.IdentityConfig{
 		KeyFile: filepath.Join(r.dir, "host.key"), Counters: filepath.Join(r.dir, "counters"), SwitchKeys: keys,
 	}, logger(t))

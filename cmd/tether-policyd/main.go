@@ -69,32 +69,14 @@ func main() {
 		os.Exit(2)
 	}
 	if *check {
-		if err := policyd.CheckFiles(cfg); err != nil {
-			fmt.Fprintf(os.Stderr, "tether-policyd: %v\n", err)
-			os.Exit(2)
-		}
-		if err := policyd.Write(os.Stdout, cfg); err != nil {
-			fmt.Fprintf(os.Stderr, "tether-policyd: %v\n", err)
-			os.Exit(1)
-		}
-		fmt.Fprintf(os.Stderr, "tether-policyd: configuration %s is valid\n", *cfgPath)
-		return
+		os.Exit(daemonflags.CheckConfig("tether-policyd", *cfgPath, func() error { return policyd.CheckFiles(cfg) },
+			func(w io.Writer) error { return policyd.Write(w, cfg) }, os.Stdout, os.Stderr))
 	}
 	log := slog.New(cfg.Log.Handler(os.Stderr))
 	slog.SetDefault(log)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	reload := make(chan struct{}, 1)
-	go func() {
-		for range hup {
-			select {
-			case reload <- struct{}{}:
-			default:
-			}
-		}
-	}()
+	reload := daemonflags.NotifyReload(ctx, syscall.SIGHUP)
 	if err := policyd.Run(ctx, cfg, policyd.Options{Version: version, Logger: log, Reload: reload}); err != nil {
 		log.Error("tether-policyd failed", "err", err)
 		os.Exit(1)

@@ -10,6 +10,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -52,39 +53,24 @@ func main() {
 		os.Exit(2)
 	}
 	if *check {
-		if _, err := cfg.LoadHostKeys(); err != nil {
-			fmt.Fprintf(os.Stderr, "tether-switchd: %v\n", err)
-			os.Exit(2)
-		}
-		if cfg.Policy != nil {
-			// The etcd client's TLS files, opened and parsed as at start.
-			if err := cfg.Policy.CheckFiles(time.Now()); err != nil {
-				fmt.Fprintf(os.Stderr, "tether-switchd: %v\n", err)
-				os.Exit(2)
+		checkFiles := func() error {
+			if _, err := cfg.LoadHostKeys(); err != nil {
+				return err
 			}
+			if cfg.Policy != nil {
+				// The etcd client's TLS files, opened and parsed as at start.
+				return cfg.Policy.CheckFiles(time.Now())
+			}
+			return nil
 		}
-		if err := switchconfig.Write(os.Stdout, cfg); err != nil {
-			fmt.Fprintf(os.Stderr, "tether-switchd: %v\n", err)
-			os.Exit(1)
-		}
-		fmt.Fprintf(os.Stderr, "tether-switchd: configuration %s is valid\n", *cfgPath)
-		return
+		os.Exit(daemonflags.CheckConfig("tether-switchd", *cfgPath, checkFiles,
+			func(w io.Writer) error { return switchconfig.Write(w, cfg) }, os.Stdout, os.Stderr))
 	}
 	log := slog.New(cfg.Log.Handler(os.Stderr))
 	slog.SetDefault(log)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	reload := make(chan struct{}, 1)
-	go func() {
-		for range hup {
-			select {
-			case reload <- struct{}{}:
-			default:
-			}
-		}
-	}()
+	reload := daemonflags.NotifyReload(ctx, syscall.SIGHUP)
 	if err := switchd.RunConfig(ctx, cfg, switchd.RunOptions{Version: version, Logger: log, NetNS: *netns, Reload: reload}); err != nil {
 		log.Error("tether-switchd failed", "err", err)
 		os.Exit(1)

@@ -9,6 +9,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -53,12 +54,8 @@ func main() {
 		os.Exit(2)
 	}
 	if *check {
-		if err := config.Write(os.Stdout, cfg); err != nil {
-			fmt.Fprintf(os.Stderr, "tetherd: %v\n", err)
-			os.Exit(1)
-		}
-		fmt.Fprintf(os.Stderr, "tetherd: configuration %s is valid\n", *cfgPath)
-		return
+		os.Exit(daemonflags.CheckConfig("tetherd", *cfgPath, nil,
+			func(w io.Writer) error { return config.Write(w, cfg) }, os.Stdout, os.Stderr))
 	}
 	log := slog.New(cfg.Log.Handler(os.Stderr))
 	slog.SetDefault(log)

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"crypto/ed25519"
-	"crypto/rand"
 	"io"
 	"log/slog"
 	"os"
@@ -29,21 +28,7 @@ func TestRunStartsUplink(t *testing.T) {
 	dir := t.TempDir()
 
 	// The switch's key is enrolled; the host key does not exist yet.
-	swKey, err := identity.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pem, err := identity.MarshalPublicKeyPEM(swKey.Public())
-	if err != nil {
-		t.Fatal(err)
-	}
-	keys := filepath.Join(dir, "switch-keys")
-	if err := os.MkdirAll(keys, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(keys, "tor1.pem"), pem, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	swKey, keys := uplinktest.EnrolSwitchKey(t, dir)
 	yaml := `state_dir: ` + filepath.Join(dir, "state") + `
 socket: ` + filepath.Join(dir, "tetherd.sock") + `
 socket_group: ""

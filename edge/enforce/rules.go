@@ -3,7 +3,6 @@ package enforce
 import (
 	"encoding/binary"
 	"fmt"
-	"strings"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/binaryutil"
@@ -94,15 +93,7 @@ type layout struct {
 }
 
 func (l *layout) baseChain() *nftables.Chain {
-	policy := nftables.ChainPolicyAccept
-	return &nftables.Chain{
-		Name:     baseChainName,
-		Table:    l.table,
-		Type:     nftables.ChainTypeFilter,
-		Hooknum:  nftables.ChainHookPrerouting,
-		Priority: nftables.ChainPriorityRef(basePriority),
-		Policy:   &policy,
-	}
+	return nftbridge.BaseChain(l.table, baseChainName, basePriority)
 }
 
 func (l *layout) portChain(port string) *nftables.Chain {
@@ -171,9 +162,7 @@ func (l *layout) counterNames(port string) [3]string {
 	return [3]string{ctlCountPrefix + port, accCountPrefix + port, dropCountPrefix + port}
 }
 
-func (l *layout) counter(name string) *nftables.NamedObj {
-	return &nftables.NamedObj{Table: l.table, Name: name, Type: nftables.ObjTypeCounter, Obj: &expr.Counter{}}
-}
+func (l *layout) counter(name string) *nftables.NamedObj { return nftbridge.CounterObj(l.table, name) }
 
 func comment(role string) []byte {
 	return nftbridge.Comment(rulePrefix + role)
@@ -181,25 +170,11 @@ func comment(role string) []byte {
 
 // ruleRole returns the role a rule's comment names, or "" when the rule
 // carries no comment of ours.
-func ruleRole(r *nftables.Rule) string {
-	c, ok := nftbridge.CommentOf(r)
-	if !ok || !strings.HasPrefix(c, rulePrefix) {
-		return ""
-	}
-	return strings.TrimPrefix(c, rulePrefix)
-}
+func ruleRole(r *nftables.Rule) string { return nftbridge.RoleOf(r, rulePrefix) }
 
 // dispatchRule is the base chain's only rule: iifname vmap @ports.
 func (l *layout) dispatchRule() *nftables.Rule {
-	return &nftables.Rule{
-		Table: l.table,
-		Chain: l.baseChain(),
-		Exprs: []expr.Any{
-			&expr.Meta{Key: expr.MetaKeyIIFNAME, Register: reg1},
-			&expr.Lookup{SourceRegister: reg1, DestRegister: 0, IsDestRegSet: true, SetName: portsMapName},
-		},
-		UserData: comment(roleDispatch),
-	}
+	return nftbridge.DispatchRule(l.baseChain(), portsMapName, comment(roleDispatch))
 }
 
 // portRoles lists the comments of a port chain's rules, in order, as this

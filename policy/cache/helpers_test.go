@@ -5,11 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net"
 	"os"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -187,79 +184,17 @@ func compareWithStore(t *testing.T, c *Cache, s *store.Store) {
 	}
 }
 
-// proxy is a TCP proxy in front of etcd whose connections the test can
-// cut: while cut, it closes every connection and refuses new ones.
-type proxy struct {
-	l      net.Listener
-	target string
-	cut    atomic.Bool
-	mu     sync.Mutex
-	conns  map[net.Conn]bool
-	wg     sync.WaitGroup
-}
-
-func newProxy(t *testing.T, target string) *proxy {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+// newProxy puts an etcdembed.Proxy in front of target (host:port) for
+// the test, whose connections it can cut.
+func newProxy(t *testing.T, target string) *etcdembed.Proxy {
+	t.Helper()
+	p, err := etcdembed.NewProxy(target)
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &proxy{l: l, target: target, conns: make(map[net.Conn]bool)}
-	p.wg.Add(1)
-	go p.serve()
-	t.Cleanup(func() {
-		l.Close()
-		p.Cut()
-		p.wg.Wait()
-	})
+	t.Cleanup(p.Close)
 	return p
 }
-
-func (p *proxy) Endpoint() string { return "http://" + p.l.Addr().String() }
-
-func (p *proxy) serve() {
-	defer p.wg.Done()
-	for {
-		c, err := p.l.Accept()
-		if err != nil {
-			return
-		}
-		if p.cut.Load() {
-			c.Close()
-			continue
-		}
-		u, err := net.Dial("tcp", p.target)
-		if err != nil {
-			c.Close()
-			continue
-		}
-		p.mu.Lock()
-		p.conns[c], p.conns[u] = true, true
-		p.mu.Unlock()
-		p.wg.Add(2)
-		pipe := func(dst, src net.Conn) {
-			defer p.wg.Done()
-			io.Copy(dst, src)
-			dst.Close()
-			src.Close()
-		}
-		go pipe(u, c)
-		go pipe(c, u)
-	}
-}
-
-// Cut closes every connection and refuses new ones until Restore.
-func (p *proxy) Cut() {
-	p.cut.Store(true)
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for c := range p.conns {
-		c.Close()
-		delete(p.conns, c)
-	}
-}
-
-// Restore accepts connections again.
-func (p *proxy) Restore() { p.cut.Store(false) }
 
 // equalJSON reports whether a and b encode the same.
 func equalJSON(a, b any) bool {

@@ -20,7 +20,7 @@ type Cluster struct {
 	mu      sync.Mutex
 	cfgs    []Config
 	members []*Server // nil while a member is stopped
-	proxies []*cutProxy
+	proxies []*Proxy
 }
 
 // StartCluster starts n members with data under dir/m0 ... dir/m<n-1>
@@ -89,7 +89,7 @@ func startCluster(ctx context.Context, dir string, n int, base Config) (*Cluster
 	cl := &Cluster{cfgs: cfgs, members: make([]*Server, n)}
 	for _, c := range cfgs {
 		u := c.clientURL()
-		px, err := newCutProxy(u.Host)
+		px, err := NewProxy(u.Host)
 		if err != nil {
 			cl.closeProxies()
 			return nil, fmt.Errorf("policy etcd cluster: %w", err)

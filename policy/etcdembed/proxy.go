@@ -8,12 +8,14 @@ import (
 	"sync/atomic"
 )
 
-// cutProxy is a TCP proxy in front of a cluster member's client port.
-// Killing a member cuts its proxy first, so that its clients see their
-// connections drop at once, as after a crash (a stopped embedded member
-// would otherwise keep client streams open until its gRPC server's
-// graceful stop gives up, 7 s later).
-type cutProxy struct {
+// Proxy is a TCP proxy in front of an etcd member's client port whose
+// connections can be cut, as by a network failure or a crash. A Cluster
+// puts one in front of each member: killing a member cuts its proxy
+// first, so that its clients see their connections drop at once (a
+// stopped embedded member would otherwise keep client streams open until
+// its gRPC server's graceful stop gives up, 7 s later). Tests put one in
+// front of a Server to cut a client off.
+type Proxy struct {
 	l      net.Listener
 	target string
 	cut    atomic.Bool
@@ -22,22 +24,23 @@ type cutProxy struct {
 	wg     sync.WaitGroup
 }
 
-// newCutProxy listens on a free 127.0.0.1 port and forwards to target.
-func newCutProxy(target string) (*cutProxy, error) {
+// NewProxy listens on a free 127.0.0.1 port and forwards to target
+// (host:port) until Close.
+func NewProxy(target string) (*Proxy, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, fmt.Errorf("client proxy for %s: %w", target, err)
 	}
-	p := &cutProxy{l: l, target: target, conns: make(map[net.Conn]struct{})}
+	p := &Proxy{l: l, target: target, conns: make(map[net.Conn]struct{})}
 	p.wg.Add(1)
 	go p.serve()
 	return p, nil
 }
 
 // Endpoint is the proxy's client URL.
-func (p *cutProxy) Endpoint() string { return "http://" + p.l.Addr().String() }
+func (p *Proxy) Endpoint() string { return "http://" + p.l.Addr().String() }
 
-func (p *cutProxy) serve() {
+func (p *Proxy) serve() {
 	defer p.wg.Done()
 	for {
 		c, err := p.l.Accept()
@@ -63,7 +66,7 @@ func (p *cutProxy) serve() {
 }
 
 // pipe copies src to dst and closes both when either side ends.
-func (p *cutProxy) pipe(dst, src net.Conn) {
+func (p *Proxy) pipe(dst, src net.Conn) {
 	defer p.wg.Done()
 	_, _ = io.Copy(dst, src)
 	dst.Close()
@@ -75,7 +78,7 @@ func (p *cutProxy) pipe(dst, src net.Conn) {
 }
 
 // Cut closes every connection and refuses new ones until Restore.
-func (p *cutProxy) Cut() {
+func (p *Proxy) Cut() {
 	p.cut.Store(true)
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -85,10 +88,10 @@ func (p *cutProxy) Cut() {
 }
 
 // Restore accepts connections again.
-func (p *cutProxy) Restore() { p.cut.Store(false) }
+func (p *Proxy) Restore() { p.cut.Store(false) }
 
 // Close stops the proxy and waits for its goroutines.
-func (p *cutProxy) Close() {
+func (p *Proxy) Close() {
 	p.l.Close()
 	p.Cut()
 	p.wg.Wait()

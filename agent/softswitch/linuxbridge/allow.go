@@ -172,15 +172,7 @@ func (a *allowList) exists(nl *netlink.Conn, kind int, name string) (bool, error
 }
 
 func (a *allowList) baseChain() *nftables.Chain {
-	policy := nftables.ChainPolicyAccept
-	return &nftables.Chain{
-		Name:     baseChainName,
-		Table:    a.table,
-		Type:     nftables.ChainTypeFilter,
-		Hooknum:  nftables.ChainHookPrerouting,
-		Priority: nftables.ChainPriorityRef(basePriority),
-		Policy:   &policy,
-	}
+	return nftbridge.BaseChain(a.table, baseChainName, basePriority)
 }
 
 func (a *allowList) portsMap() *nftables.Set {
@@ -203,32 +195,18 @@ func (a *allowList) allowSet(port string) *nftables.Set {
 }
 
 func (a *allowList) counter(name string) *nftables.NamedObj {
-	return &nftables.NamedObj{Table: a.table, Name: name, Type: nftables.ObjTypeCounter, Obj: &expr.Counter{}}
+	return nftbridge.CounterObj(a.table, name)
 }
 
 func comment(role string) []byte { return nftbridge.Comment(rulePrefix + role) }
 
 // ruleRole returns the role a rule's comment names, or "" for a rule
 // without a comment of ours.
-func ruleRole(r *nftables.Rule) string {
-	c, ok := nftbridge.CommentOf(r)
-	if !ok || !strings.HasPrefix(c, rulePrefix) {
-		return ""
-	}
-	return strings.TrimPrefix(c, rulePrefix)
-}
+func ruleRole(r *nftables.Rule) string { return nftbridge.RoleOf(r, rulePrefix) }
 
 // dispatchRule is the base chain's only rule: iifname vmap @ports.
 func (a *allowList) dispatchRule() *nftables.Rule {
-	return &nftables.Rule{
-		Table: a.table,
-		Chain: a.baseChain(),
-		Exprs: []expr.Any{
-			&expr.Meta{Key: expr.MetaKeyIIFNAME, Register: 1},
-			&expr.Lookup{SourceRegister: 1, DestRegister: 0, IsDestRegSet: true, SetName: portsMapName},
-		},
-		UserData: comment(roleDispatch),
-	}
+	return nftbridge.DispatchRule(a.baseChain(), portsMapName, comment(roleDispatch))
 }
 
 // portRules builds a port chain's two rules.

@@ -2,21 +2,14 @@ package uplinke2e
 
 import (
 	"context"
-	"errors"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/tether-net/tether/agent/inventory"
-	"github.com/tether-net/tether/agent/uplink"
 	"github.com/tether-net/tether/edge/switchapi"
 	"github.com/tether-net/tether/edge/switchconfig"
 	"github.com/tether-net/tether/edge/switchd"
 	"github.com/tether-net/tether/edge/switchd/internal/swlab"
-	"github.com/tether-net/tether/identity"
-	"github.com/tether-net/tether/l2/evb"
-	"github.com/tether-net/tether/l2/rawsock"
-	"github.com/tether-net/tether/wire"
 )
 
 // TestUplinkSChannelAgainstSwitchd: tetherd's uplink with a VM whose vNIC
@@ -30,10 +23,6 @@ import (
 // frames pass the switch inside S-Tag 2 only. A tap VM of the same host
 // on the default S-channel associates alongside.
 func TestUplinkSChannelAgainstSwitchd(t *testing.T) {
-	l := swlab.NewLab(t)
-	dir := t.TempDir()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
 	const (
 		vmP  = "6f1d0000-0000-4000-8000-0000000000a2"
 		macP = "52:54:00:00:00:a2"
@@ -41,31 +30,12 @@ func TestUplinkSChannelAgainstSwitchd(t *testing.T) {
 		macT = "52:54:00:00:00:a3"
 	)
 
-	cfg := switchconfig.Default()
-	cfg.Name = "tor1"
-	cfg.KeyFile = filepath.Join(dir, "switch.key")
-	swKey, _, err := switchd.LoadOrCreateKey(cfg.KeyFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	hostKey, err := identity.GenerateKey(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pem, err := identity.MarshalPublicKeyPEM(hostKey.Public())
-	if err != nil {
-		t.Fatal(err)
-	}
-	swlab.WriteNode(t, filepath.Join(dir, "hostA.xml"), []swlab.Domain{
+	r := newRig(t, []swlab.Domain{
 		{Name: "vmp", UUID: vmP, MACs: []string{macP}}, {Name: "vmt", UUID: vmT, MACs: []string{macT}}})
-	cfg.HostKeys = switchconfig.HostKeys{Inline: map[string]string{"hostA": string(pem)}}
-	cfg.VMManagers = map[string]string{"hostA": "test://" + filepath.Join(dir, "hostA.xml")}
-	cfg.EVB = switchconfig.EVB{R: 3, RTE: 12, RWD: 20, RKA: 17, ReflectiveRelay: true}
+	l, cfg, hostKey := r.lab, r.cfg, r.hostKey
 	cfg.CDCP = switchconfig.CDCP{Channels: 4, FirstSVID: 2, LastSVID: 4094}
-	cfg.Profiles = map[string]switchconfig.Profile{"default": {Name: "tenant-a", VID: 100, Mode: "switch"}}
-	cfg.Socket = filepath.Join(dir, "switchd.sock")
-	cfg.SocketGroup = ""
-	cfg.StateDir = filepath.Join(dir, "state")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
@@ -81,68 +51,12 @@ func TestUplinkSChannelAgainstSwitchd(t *testing.T) {
 		}
 	})
 
-	store, err := inventory.Open(ctx, filepath.Join(dir, "inventory.db"), inventory.Options{Logger: logger(), NoSync: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
-	idP, _ := inventory.ParseUUID(vmP)
-	idT, _ := inventory.ParseUUID(vmT)
+	store := r.openStore(ctx, t, append(
+		runningVM(t, vmP, "vmp", macP, inventory.VIF{HostDev: "eth0.p2", Kind: inventory.KindPartition, STag: 2}),
+		runningVM(t, vmT, "vmt", macT, inventory.VIF{HostDev: "vnet0", Kind: inventory.KindTap})...)...)
 	mP, _ := inventory.ParseMAC(macP)
 	mT, _ := inventory.ParseMAC(macT)
-	if _, err := store.Apply(ctx, inventory.Change{}.Add(
-		inventory.UpsertVM(inventory.VM{UUID: idP, Name: "vmp", State: inventory.VMStateRunning, Source: "test"}),
-		inventory.UpsertVIF(inventory.VIF{MAC: mP, VM: idP, HostDev: "eth0.p2", Kind: inventory.KindPartition, STag: 2}),
-		inventory.UpsertVM(inventory.VM{UUID: idT, Name: "vmt", State: inventory.VMStateRunning, Source: "test"}),
-		inventory.UpsertVIF(inventory.VIF{MAC: mT, VM: idT, HostDev: "vnet0", Kind: inventory.KindTap}),
-	)); err != nil {
-		t.Fatal(err)
-	}
-	signer, err := identity.NewSigner(hostKey, &identity.MemoryCounterStore{}, identity.SignerOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	swKeys, err := identity.NewStaticKeys(swKey.Public())
-	if err != nil {
-		t.Fatal(err)
-	}
-	ver, err := identity.NewVerifier(swKeys, &identity.MemoryCounterStore{}, identity.VerifierOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	listen := func(ifname string, opts rawsock.Options, et uint16) (rawsock.Conn, error) {
-		var s *rawsock.Socket
-		err := l.A.Do(func() error {
-			var err error
-			s, err = rawsock.Listen(ifname, et, opts)
-			return err
-		})
-		return s, err
-	}
-	up, err := uplink.New(uplink.Config{
-		Interface: "eth0", Store: store, Signer: signer, Verifier: ver, RequireSigned: true,
-		EVB:        evb.Config{RR: true, R: 3, RTE: 12, RWD: 20, RKA: 17},
-		SystemName: "hostA",
-		RetryMin:   200 * time.Millisecond, RetryMax: time.Second,
-		Listen: func(ifname string, et uint16) (rawsock.Conn, error) {
-			return listen(ifname, rawsock.Options{Untagged: et == wire.EtherTypeECP}, et)
-		},
-		ListenSChannel: func(ifname string, svid uint16) (rawsock.Conn, error) {
-			return listen(ifname, rawsock.Options{SChannel: svid}, wire.EtherTypeECP)
-		},
-		Logger: logger(),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	upDone := make(chan error, 1)
-	go func() { upDone <- up.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-upDone; err != nil && !errors.Is(err, context.Canceled) {
-			t.Errorf("uplink: %v", err)
-		}
-	})
+	r.startUplink(ctx, cancel, t, store, true)
 
 	state := func(m inventory.MAC) (inventory.State, string) {
 		v, err := store.VIF(m)

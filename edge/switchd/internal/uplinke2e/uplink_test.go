@@ -2,23 +2,16 @@ package uplinke2e
 
 import (
 	"context"
-	"errors"
 	"io"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/tether-net/tether/agent/inventory"
-	"github.com/tether-net/tether/agent/uplink"
 	"github.com/tether-net/tether/edge/switchapi"
-	"github.com/tether-net/tether/edge/switchconfig"
 	"github.com/tether-net/tether/edge/switchd"
 	"github.com/tether-net/tether/edge/switchd/internal/swlab"
-	"github.com/tether-net/tether/identity"
-	"github.com/tether-net/tether/l2/evb"
-	"github.com/tether-net/tether/l2/rawsock"
 )
 
 func logger() *slog.Logger {
@@ -40,35 +33,11 @@ const (
 // with the profile's VID, the uplink records the VIF as verified; when the
 // VIF goes, the uplink de-associates it and the rule goes.
 func TestUplinkAgainstSwitchd(t *testing.T) {
-	l := swlab.NewLab(t)
-	dir := t.TempDir()
+	// Keys: the switch's (generated as switchd would), host A's.
+	r := newRig(t, []swlab.Domain{{Name: "vm1", UUID: vm1, MACs: []string{mac1}}})
+	l, cfg, hostKey := r.lab, r.cfg, r.hostKey
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-
-	// Keys: the switch's (generated as switchd would), host A's.
-	cfg := switchconfig.Default()
-	cfg.Name = "tor1"
-	cfg.KeyFile = filepath.Join(dir, "switch.key")
-	swKey, _, err := switchd.LoadOrCreateKey(cfg.KeyFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	hostKey, err := identity.GenerateKey(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pem, err := identity.MarshalPublicKeyPEM(hostKey.Public())
-	if err != nil {
-		t.Fatal(err)
-	}
-	swlab.WriteNode(t, filepath.Join(dir, "hostA.xml"), []swlab.Domain{{Name: "vm1", UUID: vm1, MACs: []string{mac1}}})
-	cfg.HostKeys = switchconfig.HostKeys{Inline: map[string]string{"hostA": string(pem)}}
-	cfg.VMManagers = map[string]string{"hostA": "test://" + filepath.Join(dir, "hostA.xml")}
-	cfg.EVB = switchconfig.EVB{R: 3, RTE: 12, RWD: 20, RKA: 17, ReflectiveRelay: true}
-	cfg.Profiles = map[string]switchconfig.Profile{"default": {Name: "tenant-a", VID: 100, Mode: "switch"}}
-	cfg.Socket = filepath.Join(dir, "switchd.sock")
-	cfg.SocketGroup = ""
-	cfg.StateDir = filepath.Join(dir, "state")
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
@@ -104,58 +73,9 @@ func TestUplinkAgainstSwitchd(t *testing.T) {
 	_, stopSwitchd := startSwitchd()
 
 	// Host A: inventory with VM1 running, one tap VIF with MAC 1.
-	store, err := inventory.Open(ctx, filepath.Join(dir, "inventory.db"), inventory.Options{Logger: logger(), NoSync: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
-	id, _ := inventory.ParseUUID(vm1)
+	store := r.openStore(ctx, t, runningVM(t, vm1, "vm1", mac1, inventory.VIF{HostDev: "vnet0", Kind: inventory.KindTap})...)
 	mac, _ := inventory.ParseMAC(mac1)
-	if _, err := store.Apply(ctx, inventory.Change{}.Add(
-		inventory.UpsertVM(inventory.VM{UUID: id, Name: "vm1", State: inventory.VMStateRunning, Source: "test"}),
-		inventory.UpsertVIF(inventory.VIF{MAC: mac, VM: id, HostDev: "vnet0", Kind: inventory.KindTap}),
-	)); err != nil {
-		t.Fatal(err)
-	}
-	signer, err := identity.NewSigner(hostKey, &identity.MemoryCounterStore{}, identity.SignerOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	swKeys, err := identity.NewStaticKeys(swKey.Public())
-	if err != nil {
-		t.Fatal(err)
-	}
-	ver, err := identity.NewVerifier(swKeys, &identity.MemoryCounterStore{}, identity.VerifierOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	up, err := uplink.New(uplink.Config{
-		Interface: "eth0", Store: store, Signer: signer, Verifier: ver, RequireSigned: true,
-		EVB:        evb.Config{RR: true, R: 3, RTE: 12, RWD: 20, RKA: 17},
-		SystemName: "hostA",
-		RetryMin:   200 * time.Millisecond, RetryMax: time.Second,
-		Listen: func(ifname string, etherType uint16) (rawsock.Conn, error) {
-			var s *rawsock.Socket
-			err := l.A.Do(func() error {
-				var err error
-				s, err = rawsock.Listen(ifname, etherType, rawsock.Options{})
-				return err
-			})
-			return s, err
-		},
-		Logger: logger(),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	upDone := make(chan error, 1)
-	go func() { upDone <- up.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-upDone; err != nil && !errors.Is(err, context.Canceled) {
-			t.Errorf("uplink: %v", err)
-		}
-	})
+	r.startUplink(ctx, cancel, t, store, false)
 
 	vifState := func() inventory.State {
 		v, err := store.VIF(mac)
