@@ -261,7 +261,8 @@ func sortedHosts(m map[string]ed25519.PublicKey) []string {
 // SetHostKeys replaces the enrolled host keys (tether-switchd reloads them
 // on SIGHUP). Associations verified under a key that is no longer enrolled
 // for the same host end at once (their station is told with DE-ASSOCIATE);
-// the port's LLDP neighbour signed by it is refused from its next LLDPDU.
+// the ports' LLDP neighbours signed by it are removed at once, and its
+// LLDPDUs are refused from the next one.
 func (d *Daemon) SetHostKeys(ctx context.Context, hostKeys map[string]ed25519.PublicKey) error {
 	want := make(map[identity.KeyID]verify.Enrolment, len(hostKeys))
 	for _, h := range sortedHosts(hostKeys) {
@@ -307,11 +308,16 @@ func (d *Daemon) SetHostKeys(ctx context.Context, hostKeys map[string]ed25519.Pu
 		mu.Unlock()
 	}
 	// A port's last LLDPDU refused for an unknown key may be from a host
-	// enrolled now: its neighbour need not wait for its next LLDPDU.
+	// enrolled now: its neighbour need not wait for its next LLDPDU. And
+	// a neighbour verified under a revoked key is lost at once, not when
+	// its TTL ends (up to 120 s): its LLDP agent reports it removed, and
+	// the port's worker tears down what is left of that host's
+	// associations there, as for any lost neighbour.
 	d.mu.Lock()
 	ports := slices.Collect(maps.Values(d.ports))
 	d.mu.Unlock()
 	for _, p := range ports {
+		p.forgetLLDP(gone)
 		p.recheckLLDP()
 	}
 	return nil

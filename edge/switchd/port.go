@@ -341,6 +341,32 @@ func (p *port) recheckLLDP() {
 	}
 }
 
+// forgetLLDP removes from the port's LLDP neighbour table the neighbours
+// whose last LLDPDU was signed by a key in revoked (after the enrolled host
+// keys changed). The agent reports each with a NeighborRemoved event, which
+// the worker handles as a lost neighbour.
+func (p *port) forgetLLDP(revoked map[identity.KeyID]string) {
+	if len(revoked) == 0 {
+		return
+	}
+	p.mu.Lock()
+	ag := p.agent
+	p.mu.Unlock()
+	if ag == nil {
+		return
+	}
+	ag.Forget(func(n *lldpagent.Neighbor) bool {
+		if !n.Check.Signed {
+			return false
+		}
+		h, ok := revoked[identity.KeyID(n.Check.KeyID)]
+		if ok {
+			p.log.Info("LLDP neighbour removed: its key is no longer enrolled", "host", h, "key", identity.KeyID(n.Check.KeyID).String())
+		}
+		return ok
+	})
+}
+
 // onLLDP hears the LLDP agent's neighbour events (on its goroutine).
 func (p *port) onLLDP(ev lldpagent.Event) {
 	p.enqueue(op{kind: opNeighbour, why: "LLDP neighbour " + ev.Kind.String()})

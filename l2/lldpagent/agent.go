@@ -49,6 +49,8 @@ type Stats struct {
 	// Ageouts counts neighbours removed when their TTL ran out
 	// (lldpV2StatsRxPortAgeoutsTotal).
 	Ageouts uint64
+	// Removed counts neighbours removed by Forget.
+	Removed uint64
 	// Inserts and Deletes count neighbour table insertions and removals.
 	Inserts, Deletes uint64
 	// Neighbors is the number of neighbours now.
@@ -71,11 +73,13 @@ type Agent struct {
 
 	changed chan struct{} // Update's signal, capacity 1
 	recheck chan []byte   // Recheck's frame, capacity 1
+	forget  chan struct{} // Forget's signal, capacity 1
 	running atomic.Bool
 	recv    atomic.Pointer[rawsock.Receiver]
 
-	mu sync.Mutex
-	m  *machine
+	mu      sync.Mutex
+	m       *machine
+	forgets []func(*Neighbor) bool // Forget's predicates not yet applied
 
 	// Owned by the Run goroutine.
 	lastBuilt  []byte      // the last LLDPDU built, TTL 0, unsigned
@@ -109,6 +113,7 @@ func New(conn rawsock.Conn, cfg Config) (*Agent, error) {
 		log:     cfg.Logger.With("component", "lldpagent", "port", ifi.Name),
 		changed: make(chan struct{}, 1),
 		recheck: make(chan []byte, 1),
+		forget:  make(chan struct{}, 1),
 		m:       newMachine(cfg),
 	}, nil
 }
@@ -151,6 +156,48 @@ func (a *Agent) Recheck(frame []byte) {
 	}
 }
 
+// Forget removes from the neighbour table every neighbour for which match
+// returns true, with a NeighborRemoved event for each, as a TTL running
+// out would. It is for neighbours that Check would no longer accept, for
+// example those verified under a key revoked since, so they need not stay
+// until their TTL ends. match is called on the agent's goroutine and must
+// not modify the Neighbor or call the agent. Forget does not block; the
+// agent finishes the frame it is handling first, so a neighbour that Check
+// accepted before the caller revoked its key is removed too. A neighbour
+// that sends again afterwards is judged by Check as a new one. Calls made
+// before Run are applied when Run starts.
+func (a *Agent) Forget(match func(*Neighbor) bool) {
+	if match == nil {
+		return
+	}
+	a.mu.Lock()
+	a.forgets = append(a.forgets, match)
+	a.mu.Unlock()
+	select {
+	case a.forget <- struct{}{}:
+	default:
+	}
+}
+
+// ForgetKey is Forget for the neighbours whose last LLDPDU was signed by
+// the key id (CheckResult.KeyID).
+func (a *Agent) ForgetKey(id [8]byte) {
+	a.Forget(func(n *Neighbor) bool { return n.Check.Signed && n.Check.KeyID == id })
+}
+
+// applyForgets runs the predicates Forget queued.
+func (a *Agent) applyForgets(now time.Time) {
+	a.mu.Lock()
+	fs := a.forgets
+	a.forgets = nil
+	var evs []Event
+	for _, f := range fs {
+		evs = append(evs, a.m.remove(now, a.ifi.Name, f)...)
+	}
+	a.mu.Unlock()
+	a.emit(evs)
+}
+
 // Neighbors returns the neighbour table, sorted by chassis ID then port ID.
 func (a *Agent) Neighbors() []Neighbor {
 	a.mu.Lock()
@@ -181,6 +228,7 @@ func (a *Agent) Stats() Stats {
 		OtherDestination:  c.otherDestination,
 		TooManyNeighbors:  c.tooMany,
 		Ageouts:           c.ageouts,
+		Removed:           c.removed,
 		Inserts:           c.inserts,
 		Deletes:           c.deletes,
 		Neighbors:         n,
@@ -253,6 +301,8 @@ func (a *Agent) Run(ctx context.Context) error {
 			a.checkLocalChange(clock.Now())
 		case f := <-a.recheck:
 			a.handleFrame(ctx, clock.Now(), f)
+		case <-a.forget:
+			a.applyForgets(clock.Now())
 		}
 	}
 }

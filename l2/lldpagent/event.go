@@ -20,6 +20,10 @@ const (
 	NeighborExpired
 	// NeighborShutdown: a neighbour sent a shutdown LLDPDU (TTL 0).
 	NeighborShutdown
+	// NeighborRemoved: the agent's user removed the neighbour with
+	// Agent.Forget, for example because the key that verified it was
+	// revoked.
+	NeighborRemoved
 )
 
 // String names the kind.
@@ -33,6 +37,8 @@ func (k EventKind) String() string {
 		return "expired"
 	case NeighborShutdown:
 		return "shutdown"
+	case NeighborRemoved:
+		return "removed"
 	}
 	return "unknown"
 }
@@ -43,8 +49,8 @@ type Event struct {
 	Kind EventKind
 	// Port is the name of the agent's interface.
 	Port string
-	// Neighbor is the neighbour's state (for Expired and Shutdown, the
-	// last state before removal).
+	// Neighbor is the neighbour's state (for Expired, Shutdown and
+	// Removed, the last state before removal).
 	Neighbor Neighbor
 	// At is when it happened, on the agent's Clock.
 	At time.Time

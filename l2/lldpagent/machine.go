@@ -41,6 +41,7 @@ type counters struct {
 	otherDestination uint64
 	tooMany          uint64
 	ageouts          uint64
+	removed          uint64
 	inserts          uint64
 	deletes          uint64
 }
@@ -156,6 +157,26 @@ func (m *machine) ageOut(now time.Time, port string) []Event {
 		m.ageouts++
 		m.deletes++
 		evs = append(evs, Event{Kind: NeighborExpired, Port: port, Neighbor: *n, At: now})
+	}
+	if len(evs) > 0 {
+		m.full = false
+	}
+	return evs
+}
+
+// remove deletes the neighbours match selects and returns their removal
+// events.
+func (m *machine) remove(now time.Time, port string, match func(*Neighbor) bool) []Event {
+	var evs []Event
+	for k, n := range m.table {
+		if !match(n) {
+			continue
+		}
+		delete(m.table, k)
+		delete(m.cmp, k)
+		m.removed++
+		m.deletes++
+		evs = append(evs, Event{Kind: NeighborRemoved, Port: port, Neighbor: *n, At: now})
 	}
 	if len(evs) > 0 {
 		m.full = false

@@ -1,0 +1,88 @@
+package lldpagent
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/tether-net/tether/l2/rawsock"
+	"github.com/tether-net/tether/wire"
+)
+
+// TestAgentForget: Forget removes the neighbours its predicate selects at
+// once, long before their TTL, with a NeighborRemoved event and counted as
+// Removed and Deletes; a predicate that selects none removes none; the
+// neighbour's next LLDPDU adds it again as a new neighbour.
+func TestAgentForget(t *testing.T) {
+	connA, connB := rawsock.Pipe(rawsock.Interface{Name: "p0", MAC: macA}, rawsock.Interface{Name: "p1", MAC: macB})
+	clock := newFakeClock(t0) // frozen: no neighbour ages out
+	keyA := [8]byte{1, 2, 3, 4, 5, 6, 7, 8}
+	check := func(context.Context, []byte, *wire.LLDPDU) (CheckResult, error) {
+		return CheckResult{Signed: true, KeyID: keyA, Counter: 1}, nil
+	}
+	events := make(chan Event, 100)
+	infoA := newInfo(macA, "p0", "alpha")
+	a, err := New(connA, Config{Build: infoA.build, Clock: clock, Logger: quiet(), TxInterval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := New(connB, Config{Build: newInfo(macB, "p1", "beta").build, Clock: clock, Logger: quiet(), TxInterval: time.Hour,
+		Check: check, OnEvent: func(ev Event) { events <- ev }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go a.Run(ctx)
+	go b.Run(ctx)
+	if ev := nextEvent(t, events); ev.Kind != NeighborAdded || ev.Neighbor.SystemName() != "alpha" {
+		t.Fatalf("event %v %+v", ev.Kind, ev.Neighbor)
+	}
+
+	// Another key, then a predicate that selects none: nothing removed.
+	b.ForgetKey([8]byte{9})
+	seen := make(chan string, 1)
+	b.Forget(func(n *Neighbor) bool {
+		seen <- n.SystemName()
+		return false
+	})
+	select {
+	case name := <-seen:
+		if name != "alpha" {
+			t.Fatalf("predicate saw %q", name)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Forget's predicate not called within 5s")
+	}
+	if ns := b.Neighbors(); len(ns) != 1 {
+		t.Fatalf("%d neighbours after Forget selected none", len(ns))
+	}
+	select {
+	case ev := <-events:
+		t.Fatalf("event %v after Forget selected none", ev.Kind)
+	default:
+	}
+
+	b.ForgetKey(keyA)
+	ev := nextEvent(t, events)
+	if ev.Kind != NeighborRemoved || ev.Kind.String() != "removed" || ev.Port != "p1" ||
+		ev.Neighbor.SystemName() != "alpha" || ev.Neighbor.Check.KeyID != keyA {
+		t.Fatalf("event %v %+v", ev.Kind, ev.Neighbor)
+	}
+	if ns := b.Neighbors(); len(ns) != 0 {
+		t.Fatalf("neighbours after Forget: %+v", ns)
+	}
+	if s := b.Stats(); s.Removed != 1 || s.Deletes != 1 || s.Ageouts != 0 || s.Inserts != 1 || s.Neighbors != 0 {
+		t.Fatalf("b stats %+v", s)
+	}
+
+	// A's next LLDPDU: a new neighbour again.
+	infoA.setName("alpha2")
+	a.Update()
+	if ev := nextEvent(t, events); ev.Kind != NeighborAdded || ev.Neighbor.SystemName() != "alpha2" {
+		t.Fatalf("event %v %+v", ev.Kind, ev.Neighbor)
+	}
+	if s := b.Stats(); s.Inserts != 2 || s.Neighbors != 1 {
+		t.Fatalf("b stats %+v", s)
+	}
+}
