@@ -487,7 +487,7 @@ func hostKind() policyKind {
 func placementKind() policyKind {
 	return policyKind{
 		kind: policy.KindPlacements, noun: "placement", keyArg: "VM-UUID",
-		example: "  tetherctl policy placement add 6f1c0a2e-8d1e-4f7a-9b1c-2d3e4f5a6b7c --host hv12 --mac 52:54:00:12:34:56 --name web-01",
+		example: "  tetherctl policy placement add 6f1c0a2e-8d1e-4f7a-9b1c-2d3e4f5a6b7c --host hv12 --mac 52:54:00:12:34:56 --name web-01 --label tenant=a --label pci",
 		bind: func(cmd *cobra.Command) func(policy.Object, bool) error {
 			var in policy.Placement
 			fl := cmd.Flags()
@@ -495,8 +495,10 @@ func placementKind() policyKind {
 			fl.StringSliceVar(&in.MACs, "mac", nil, "the VM's MACs (repeat or comma-separate)")
 			fl.StringVar(&in.State, "state", policy.StateRunning, "running, paused, migrating-in, migrating-out or shut-off")
 			fl.StringVar(&in.Name, "name", "", "the VM's name")
+			fl.StringArrayVar(&in.Labels, "label", nil, "the VM's tether labels, \"k=v\" or \"k\" (repeat; set replaces them all)")
 			return func(o policy.Object, all bool) error {
 				p := o.(*policy.Placement)
+				assign(cmd, all, "label", &p.Labels, in.Labels)
 				assign(cmd, all, "host", &p.Host, in.Host)
 				assign(cmd, all, "mac", &p.MACs, in.MACs)
 				assign(cmd, all, "state", &p.State, in.State)
@@ -506,10 +508,10 @@ func placementKind() policyKind {
 				return nil
 			}
 		},
-		header: []string{"VM", "NAME", "HOST", "STATE", "MACS", "UPDATED"},
+		header: []string{"VM", "NAME", "HOST", "STATE", "MACS", "LABELS", "UPDATED"},
 		row: func(o policy.Object) []string {
 			p := o.(*policy.Placement)
-			return []string{p.VM, dash(p.Name), p.Host, p.State, dash(strings.Join(p.MACs, ",")), ago(p.Updated)}
+			return []string{p.VM, dash(p.Name), p.Host, p.State, dash(strings.Join(p.MACs, ",")), dash(strings.Join(p.Labels, ",")), ago(p.Updated)}
 		},
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -152,6 +153,21 @@ func TestPolicyCommands(t *testing.T) {
 	if !strings.Contains(out, "web-01") || !strings.Contains(out, "52:54:00:00:00:01") {
 		t.Errorf("placement list:\n%s", out)
 	}
+	// Labels: --label repeats (a comma stays inside a label); set
+	// replaces them and leaves the other fields alone.
+	mustOK("policy", "placement", "set", "11111111-2222-3333-4444-555555555555", "--label", "tenant=a", "--label", "zone=eu,west")
+	out = mustOK("policy", "placement", "list", "-o", "json")
+	var places []struct {
+		Object policy.Placement `json:"object"`
+	}
+	if err := json.Unmarshal([]byte(out), &places); err != nil || len(places) != 1 ||
+		!slices.Equal(places[0].Object.Labels, []string{"tenant=a", "zone=eu,west"}) || places[0].Object.Name != "web-01" ||
+		!slices.Equal(places[0].Object.MACs, []string{"52:54:00:00:00:01"}) {
+		t.Errorf("placement set --label: %v\n%s", err, out)
+	}
+	if out = mustOK("policy", "placement", "list"); !strings.Contains(out, "LABELS") || !strings.Contains(out, "tenant=a,zone=eu,west") {
+		t.Errorf("placement list lacks the labels:\n%s", out)
+	}
 
 	for _, tc := range []struct {
 		args []string
@@ -164,6 +180,8 @@ func TestPolicyCommands(t *testing.T) {
 		{[]string{"policy", "group", "add", "g2", "--profile", "web", "--uuid", "nope"}, 1, `tetherctl: group "g2": match.uuids[0]: "nope" is not a UUID (8-4-4-4-12 hex digits)` + "\n"},
 		{[]string{"policy", "placement", "add", "11111111-2222-3333-4444-555555555556", "--host", "hv1", "--mac", "zz"}, 1,
 			`tetherctl: placement "11111111-2222-3333-4444-555555555556": macs[0]: "zz" is not a MAC address` + "\n"},
+		{[]string{"policy", "placement", "set", "11111111-2222-3333-4444-555555555555", "--label", "ok", "--label", " x"}, 1,
+			`tetherctl: placement "11111111-2222-3333-4444-555555555555": labels[1]: " x" has leading or trailing space` + "\n"},
 		{[]string{"policy", "profile", "add", "web"}, 1, "tetherctl: profiles/web already exists: use PUT to replace it\n"},
 		{[]string{"policy", "profile", "rm", "nope"}, 1, "tetherctl: profiles/nope: not found\n"},
 		{[]string{"policy", "profile", "set", "nope", "--vid", "1"}, 1, "tetherctl: profiles/nope: not found\n"},

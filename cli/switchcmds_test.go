@@ -22,7 +22,9 @@ func fakeSwitchd(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	since := time.Now().Add(-90 * time.Second)
+	// ago is 90 s before each request, so "1m30s ago" holds however long
+	// the test takes to get here on a loaded machine.
+	ago := func() time.Time { return time.Now().Add(-90 * time.Second) }
 	mux := http.NewServeMux()
 	mux.HandleFunc(switchapi.PathPorts, func(w http.ResponseWriter, _ *http.Request) {
 		api.WriteJSON(w, 200, []switchapi.Port{
@@ -33,6 +35,7 @@ func fakeSwitchd(t *testing.T) string {
 		})
 	})
 	mux.HandleFunc(switchapi.PathVMs, func(w http.ResponseWriter, _ *http.Request) {
+		since := ago()
 		api.WriteJSON(w, 200, []switchapi.VM{
 			{MAC: "52:54:00:00:00:01", VID: 100, VM: "6f1d0000-0000-4000-8000-000000000001", Host: "hostA", Port: "swA",
 				State: "associated", Since: since, Verified: switchapi.Verification{KeyID: "00112233aabbccdd", VMManager: "running on hostA"}},
@@ -41,6 +44,7 @@ func fakeSwitchd(t *testing.T) string {
 		})
 	})
 	mux.HandleFunc(switchapi.PathRejects, func(w http.ResponseWriter, _ *http.Request) {
+		since := ago()
 		api.WriteJSON(w, 200, []switchapi.Reject{
 			{Time: since, Port: "swB", Mode: "ASSOCIATE", MAC: "52:54:00:00:00:01", VM: "6f1d0000-0000-4000-8000-000000000002",
 				Host: "hostB", Reason: "mac-live-elsewhere", Message: "MAC 52:54:00:00:00:01 is live at tor1/swA"},
@@ -48,6 +52,7 @@ func fakeSwitchd(t *testing.T) string {
 		})
 	})
 	mux.HandleFunc(switchapi.PathStatus, func(w http.ResponseWriter, _ *http.Request) {
+		since := ago()
 		api.WriteJSON(w, 200, switchapi.Status{Switch: "tor1", KeyID: "abcd", Version: "1.0", Started: since, Bridge: "br0", Table: "tether",
 			Grace: switchapi.Grace{Done: true, Inherited: 2, Removed: 1}, Ports: 2, VMs: 1, Accepted: 5,
 			Refused:     map[string]uint64{"mac-live-elsewhere": 1, "bad-signature": 2},

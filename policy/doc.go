@@ -30,4 +30,9 @@
 // the highest Match.Priority wins; on a tie a UUID match beats a label
 // match, which beats a name pattern match; then the group whose name sorts
 // first wins.
+//
+// At the switch only the UUID is known: the name and the labels come from
+// the VM's [Placement], which the placement writer (policy/placement)
+// fills from the domain's libvirt XML and tether metadata, and which
+// policy/cache's Lookup consults when the caller gives none.
 package policy

@@ -489,6 +489,8 @@ const (
 	MaxSourceLen = 512
 	// MaxMACs is the most MACs a placement lists.
 	MaxMACs = 64
+	// MaxLabels is the most labels a placement lists.
+	MaxLabels = 64
 )
 
 // Placement records which host the VM manager runs a VM on, with its MACs.
@@ -504,6 +506,11 @@ type Placement struct {
 	MACs []string `json:"macs,omitempty"`
 	// State is one of the State* constants.
 	State string `json:"state"`
+	// Labels are the domain's tether metadata labels (libvirthooks
+	// Domain.Labels: "k=v" or "k"), which port groups' Match.Labels
+	// select on: each 1-253 bytes of UTF-8 without control characters or
+	// leading or trailing space, at most MaxLabels, none listed twice.
+	Labels []string `json:"labels,omitempty"`
 	// Source says who wrote the record, e.g. "libvirt:qemu+ssh://hv1/system".
 	Source string `json:"source,omitempty"`
 	// Updated is when the writer observed the state.
@@ -552,11 +559,42 @@ func (p *Placement) Validate() error {
 	default:
 		return bad("state", "%q is not one of %s", p.State, strings.Join([]string{StateRunning, StatePaused, StateMigratingIn, StateMigratingOut, StateShutOff}, ", "))
 	}
+	if len(p.Labels) > MaxLabels {
+		return bad("labels", "%d listed, at most %d allowed", len(p.Labels), MaxLabels)
+	}
+	seenLabel := make(map[string]bool, len(p.Labels))
+	for i, l := range p.Labels {
+		if err := CheckLabel(l); err != nil {
+			return bad(fmt.Sprintf("labels[%d]", i), "%v", err)
+		}
+		if seenLabel[l] {
+			return bad(fmt.Sprintf("labels[%d]", i), "%q is listed twice", l)
+		}
+		seenLabel[l] = true
+	}
 	if len(p.Source) > MaxSourceLen {
 		return bad("source", "%d bytes, at most %d allowed", len(p.Source), MaxSourceLen)
 	}
 	if strings.IndexFunc(p.Source, unicode.IsControl) >= 0 || !utf8.ValidString(p.Source) {
 		return bad("source", "contains a control character or invalid UTF-8")
+	}
+	return nil
+}
+
+// CheckLabel reports whether s is a VM label as libvirthooks accepts it
+// in tether's domain metadata (after trimming): 1-253 bytes of valid UTF-8
+// without control characters, and without leading or trailing space. The
+// error is the message only.
+func CheckLabel(s string) error {
+	switch {
+	case s == "":
+		return errors.New("empty")
+	case len(s) > maxLabelLen:
+		return fmt.Errorf("%d bytes, at most %d allowed", len(s), maxLabelLen)
+	case !utf8.ValidString(s) || strings.IndexFunc(s, unicode.IsControl) >= 0:
+		return fmt.Errorf("%q contains a control character or invalid UTF-8", s)
+	case strings.TrimSpace(s) != s:
+		return fmt.Errorf("%q has leading or trailing space", s)
 	}
 	return nil
 }
@@ -613,6 +651,9 @@ func Normalize(obj Object) {
 	case *Placement:
 		if len(o.MACs) == 0 {
 			o.MACs = nil
+		}
+		if len(o.Labels) == 0 {
+			o.Labels = nil
 		}
 		o.VM = strings.ToLower(o.VM)
 		for i, m := range o.MACs {

@@ -65,6 +65,14 @@ func TestValidateErrors(t *testing.T) {
 		{place(func(p *Placement) { p.MACs = []string{"52:54:00:00:00:01", "52-54-00-00-00-01"} }), `placement "` + vm1 + `": macs[1]: "52-54-00-00-00-01" is listed twice`},
 		{place(func(p *Placement) { p.Name = "a\nb" }), `placement "` + vm1 + `": name: contains a control character or invalid UTF-8`},
 		{place(func(p *Placement) { p.Source = strings.Repeat("s", 513) }), `placement "` + vm1 + `": source: 513 bytes, at most 512 allowed`},
+		{place(func(p *Placement) { p.Labels = []string{"tenant=a", "pci", "zone=eu west"} }), ""},
+		{place(func(p *Placement) { p.Labels = []string{"tenant=a", ""} }), `placement "` + vm1 + `": labels[1]: empty`},
+		{place(func(p *Placement) { p.Labels = []string{" tenant=a"} }), `placement "` + vm1 + `": labels[0]: " tenant=a" has leading or trailing space`},
+		{place(func(p *Placement) { p.Labels = []string{"a\tb"} }), `placement "` + vm1 + `": labels[0]: "a\tb" contains a control character or invalid UTF-8`},
+		{place(func(p *Placement) { p.Labels = []string{"\xff"} }), `placement "` + vm1 + `": labels[0]: "\xff" contains a control character or invalid UTF-8`},
+		{place(func(p *Placement) { p.Labels = []string{strings.Repeat("l", 254)} }), `placement "` + vm1 + `": labels[0]: 254 bytes, at most 253 allowed`},
+		{place(func(p *Placement) { p.Labels = []string{"pci", "tenant=a", "pci"} }), `placement "` + vm1 + `": labels[2]: "pci" is listed twice`},
+		{place(func(p *Placement) { p.Labels = make([]string, 65) }), `placement "` + vm1 + `": labels: 65 listed, at most 64 allowed`},
 	}
 	for _, tt := range tests {
 		err := tt.obj.Validate()
@@ -166,6 +174,19 @@ func TestNormalizeJSON(t *testing.T) {
 	b, _ := json.Marshal(p)
 	want := `{"vm":"` + vm1 + `","host":"hv1","macs":["52:54:00:aa:bb:cc"],"state":"running","updated":"2026-01-02T03:04:05Z"}`
 	if string(b) != want {
+		t.Errorf("json\n got %s\nwant %s", b, want)
+	}
+	// Labels: an empty list is stored as none (nil), like MACs, so a
+	// decoded "labels":[] and an absent field give the same record.
+	pl := &Placement{VM: vm1, Host: "hv1", State: StateRunning, Labels: []string{}}
+	Normalize(pl)
+	if pl.Labels != nil {
+		t.Errorf("Normalize left an empty Labels non-nil: %#v", pl.Labels)
+	}
+	pl.Labels = []string{"tenant=a", "pci"}
+	Normalize(pl)
+	b, _ = json.Marshal(pl)
+	if want := `{"vm":"` + vm1 + `","host":"hv1","state":"running","labels":["tenant=a","pci"],"updated":"0001-01-01T00:00:00Z"}`; string(b) != want {
 		t.Errorf("json\n got %s\nwant %s", b, want)
 	}
 	pr := Profile{Name: "web", VID: 10, Mode: ModeSwitch, EtherTypes: []uint16{2048}, RateKbps: 5, Priority: 1, ACL: "a"}

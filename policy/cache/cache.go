@@ -345,7 +345,9 @@ type Result struct {
 }
 
 // Lookup resolves vm's port group and profile (policy.Resolve) and finds
-// its placement. When vm.Name is empty the placement's name is used.
+// its placement. When vm.Name is empty the placement's name is used, and
+// when vm.Labels is empty the placement's labels (tether's domain metadata
+// labels, recorded by the placement writer).
 // Errors wrap ErrNoGroup or ErrNoProfile.
 func (c *Cache) Lookup(vm policy.VMRef) (Result, error) {
 	c.mu.RLock()
@@ -355,6 +357,9 @@ func (c *Cache) Lookup(vm policy.VMRef) (Result, error) {
 		r.Placement, r.HasPlacement = clonePlacement(p), true
 		if vm.Name == "" {
 			vm.Name = p.Name
+		}
+		if len(vm.Labels) == 0 {
+			vm.Labels = p.Labels
 		}
 	}
 	g, ok := policy.Resolve(c.groupList, vm)
@@ -501,5 +506,6 @@ func cloneProfile(p *policy.Profile) policy.Profile {
 func clonePlacement(p *policy.Placement) policy.Placement {
 	q := *p
 	q.MACs = slices.Clone(p.MACs)
+	q.Labels = slices.Clone(p.Labels)
 	return q
 }

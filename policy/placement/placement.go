@@ -7,7 +7,8 @@
 //
 // A Writer serves one host. It is level-triggered: libvirt lifecycle
 // events only mark a domain dirty; the domain is then read back (state,
-// live XML) and its record written if it changed. Every ResyncInterval,
+// live XML, with tether's metadata labels) and its record written if it
+// changed; a metadata change event marks it dirty too. Every ResyncInterval,
 // and after every (re)connection, the whole host is listed and compared
 // with the store: changed records are written and the records of this
 // host whose VM is gone (undefined, shut off, moved away) are deleted, in
@@ -42,6 +43,7 @@ import (
 
 	virt "libvirt.org/go/libvirt"
 
+	"github.com/tether-net/tether/libvirthooks"
 	"github.com/tether-net/tether/policy"
 )
 
@@ -243,6 +245,23 @@ func (w *Writer) session(ctx context.Context, conn *virt.Connect) bool {
 	} else {
 		defer func() { _ = conn.DomainEventDeregister(id) }()
 	}
+	// Labels live in the domain's metadata: a metadata change (virsh
+	// metadata, virDomainSetMetadata) is no lifecycle event.
+	if id, err := conn.DomainEventMetadataChangeRegister(nil, func(_ *virt.Connect, d *virt.Domain, _ *virt.DomainEventMetadataChange) {
+		uuid, err := d.GetUUIDString()
+		if err != nil {
+			return
+		}
+		w.events.Add(1)
+		w.mu.Lock()
+		w.dirty[strings.ToLower(uuid)] = true
+		w.mu.Unlock()
+		signal()
+	}); err != nil {
+		w.log.Warn("cannot follow metadata events: label changes wait for the periodic resync", "err", err)
+	} else {
+		defer func() { _ = conn.DomainEventDeregister(id) }()
+	}
 	ok := false
 	if err := w.Resync(ctx, conn); err != nil {
 		w.log.Warn("resync failed", "err", err)
@@ -427,7 +446,7 @@ func strength(state string) int {
 // same compares two records, ignoring Updated.
 func same(a, b policy.Placement) bool {
 	return a.VM == b.VM && a.Name == b.Name && a.Host == b.Host && a.State == b.State &&
-		a.Source == b.Source && slices.Equal(a.MACs, b.MACs)
+		a.Source == b.Source && slices.Equal(a.MACs, b.MACs) && slices.Equal(a.Labels, b.Labels)
 }
 
 func (w *Writer) apply(ctx context.Context, put []policy.Placement, del []string) error {
@@ -492,9 +511,13 @@ func (w *Writer) read(dom *virt.Domain) (policy.Placement, bool, error) {
 	if err != nil {
 		return policy.Placement{}, false, fmt.Errorf("domain %s XML: %w", uuid, err)
 	}
+	labels, err := domainLabels(doc)
+	if err != nil {
+		return policy.Placement{}, false, fmt.Errorf("domain %s XML: %w", uuid, err)
+	}
 	p := policy.Placement{
 		VM: strings.ToLower(uuid), Name: name, Host: w.cfg.Host, MACs: macs,
-		State: state, Source: w.source, Updated: w.cfg.Now().UTC(),
+		State: state, Labels: labels, Source: w.source, Updated: w.cfg.Now().UTC(),
 	}
 	p.Name = truncateName(p.Name)
 	if err := p.Validate(); err != nil {
@@ -568,6 +591,23 @@ func parseDomain(doc string) (string, []string, error) {
 		macs = macs[:policy.MaxMACs]
 	}
 	return d.Name, macs, nil
+}
+
+// domainLabels returns the domain's tether metadata labels as tetherd
+// sees them (libvirthooks.ParseDomain, the parser the agent uses), sorted
+// and without duplicates; nil when there are none. Invalid tether
+// metadata fails the domain, as it does in the agent.
+func domainLabels(doc string) ([]string, error) {
+	d, err := libvirthooks.ParseDomain([]byte(doc))
+	if err != nil {
+		return nil, fmt.Errorf("tether metadata: %w", err)
+	}
+	if len(d.Labels) == 0 {
+		return nil, nil
+	}
+	labels := slices.Clone(d.Labels)
+	slices.Sort(labels)
+	return slices.Compact(labels), nil
 }
 
 // The libvirt event loop is process-wide: virEventRegisterDefaultImpl may

@@ -48,6 +48,8 @@ var decodeCases = []decodeCase{
 	{"invalid group uuid", policy.KindGroups, "application/json", `{"name":"g","profile":"p","match":{"uuids":["nope"]}}`, 422, "match.uuids[0]", `group "g": match.uuids[0]: "nope" is not a UUID (8-4-4-4-12 hex digits)`},
 	{"invalid host key", policy.KindHosts, "application/json", `{"name":"hv1","role":"host","public_key":"x"}`, 422, "public_key", `host "hv1": public_key: public key: no PEM block`},
 	{"invalid placement mac", policy.KindPlacements, "application/json", `{"vm":"11111111-2222-3333-4444-555555555555","host":"hv1","state":"running","macs":["52:54:00:00:00:01","zz"]}`, 422, "macs[1]", `placement "11111111-2222-3333-4444-555555555555": macs[1]: "zz" is not a MAC address`},
+	{"invalid placement label", policy.KindPlacements, "application/json", `{"vm":"11111111-2222-3333-4444-555555555555","host":"hv1","state":"running","labels":["tenant=a","x\u0007y"]}`, 422, "labels[1]", `placement "11111111-2222-3333-4444-555555555555": labels[1]: "x\ay" contains a control character or invalid UTF-8`},
+	{"placement labels not a list", policy.KindPlacements, "application/json", `{"vm":"11111111-2222-3333-4444-555555555555","host":"hv1","state":"running","labels":"tenant=a"}`, 400, "labels", `want an array, got string`},
 	{"invalid placement time", policy.KindPlacements, "application/json", `{"vm":"11111111-2222-3333-4444-555555555555","host":"hv1","state":"running","updated":"yesterday"}`, 400, "updated", `want a time in RFC 3339 form such as "2026-01-02T15:04:05Z", got yesterday`},
 }
 
@@ -82,6 +84,21 @@ func TestDecodeObjectAccepts(t *testing.T) {
 	if pl := o.(*policy.Placement); pl.VM != "aaaaaaaa-2222-3333-4444-555555555555" || pl.MACs[0] != "52:54:00:ab:00:01" {
 		t.Errorf("not normalized: %+v", pl)
 	}
+	// Labels pass through; an empty list is stored as none.
+	o, e = DecodeObject("application/json", strings.NewReader(`{"vm":"11111111-2222-3333-4444-555555555555","host":"hv1","state":"running","labels":["tenant=a","pci"]}`), policy.KindPlacements)
+	if e != nil {
+		t.Fatal(e)
+	}
+	if pl := o.(*policy.Placement); len(pl.Labels) != 2 || pl.Labels[0] != "tenant=a" || pl.Labels[1] != "pci" {
+		t.Errorf("labels: %+v", pl)
+	}
+	o, e = DecodeObject("application/json", strings.NewReader(`{"vm":"11111111-2222-3333-4444-555555555555","host":"hv1","state":"running","labels":[]}`), policy.KindPlacements)
+	if e != nil {
+		t.Fatal(e)
+	}
+	if pl := o.(*policy.Placement); pl.Labels != nil {
+		t.Errorf("empty labels not normalized to nil: %#v", pl.Labels)
+	}
 	// Exactly at the limit is accepted.
 	body := `{"name":"a","mode":"switch"}`
 	body += strings.Repeat(" ", MaxBody-len(body))
@@ -100,7 +117,7 @@ func FuzzDecodeObject(f *testing.F) {
 	}
 	f.Add("profiles", `{"name":"web","vid":100,"mode":"io-extender","ether_types":[2048],"rate_kbps":5,"priority":3,"acl":"x"}`)
 	f.Add("groups", `{"name":"g","profile":"p","match":{"uuids":["11111111-2222-3333-4444-555555555555"],"name_patterns":["web-*"],"labels":{"a":"b"},"priority":2}}`)
-	f.Add("placements", `{"vm":"11111111-2222-3333-4444-555555555555","host":"hv1","state":"paused","macs":["52:54:00:00:00:01"],"updated":"2026-01-02T03:04:05Z"}`)
+	f.Add("placements", `{"vm":"11111111-2222-3333-4444-555555555555","host":"hv1","state":"paused","macs":["52:54:00:00:00:01"],"labels":["tenant=a","pci"],"updated":"2026-01-02T03:04:05Z"}`)
 	f.Fuzz(func(t *testing.T, kind, body string) {
 		k := policy.Kind(kind)
 		if !k.Valid() {

@@ -309,6 +309,8 @@ func FuzzDecodeValue(f *testing.F) {
 	f.Add("groups", "g", []byte(`{"name":"g","profile":"web","match":{"uuids":["`+vm1+`"],"name_patterns":["web-*"],"labels":{"tenant":"a"},"priority":2}}`))
 	f.Add("placements", vm1, []byte(`{"vm":"`+vm1+`","host":"hv1","macs":["52:54:00:00:00:01"],"state":"running","updated":"2026-01-02T03:04:05Z"}`))
 	f.Add("hosts", "hv1", []byte(`{"name":"hv1","role":"host","public_key":"-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEAO2onvM62pC1io6jQKm8Nc2UyFXcd4kOmOsBIoYtZ2ik=\n-----END PUBLIC KEY-----\n"}`))
+	f.Add("placements", vm1, []byte(`{"vm":"`+vm1+`","host":"hv1","labels":["tenant=a","pci"],"state":"running","updated":"2026-01-02T03:04:05Z"}`))
+	f.Add("placements", vm1, []byte(`{"vm":"`+vm1+`","host":"hv1","labels":[],"state":"running","updated":"2026-01-02T03:04:05Z"}`))
 	f.Add("profiles", "web", []byte(`{"name":"web","vid":"x"}`))
 	f.Add("profiles", "web", []byte(`null`))
 	f.Fuzz(func(t *testing.T, kind, key string, value []byte) {
