@@ -69,20 +69,40 @@ func TestAgentForget(t *testing.T) {
 		ev.Neighbor.SystemName() != "alpha" || ev.Neighbor.Check.KeyID != keyA {
 		t.Fatalf("event %v %+v", ev.Kind, ev.Neighbor)
 	}
+	// A sends a second LLDPDU when it first sees B (fast transmit); when
+	// that frame reaches B only after the removal, it adds alpha again,
+	// with an event of its own. Either the table is empty or that event
+	// follows.
+	lateAdd := false
 	if ns := b.Neighbors(); len(ns) != 0 {
-		t.Fatalf("neighbours after Forget: %+v", ns)
+		if ev := nextEvent(t, events); ev.Kind != NeighborAdded || ev.Neighbor.SystemName() != "alpha" {
+			t.Fatalf("neighbours after Forget: %+v, then event %v %+v", ns, ev.Kind, ev.Neighbor)
+		}
+		lateAdd = true
 	}
-	if s := b.Stats(); s.Removed != 1 || s.Deletes != 1 || s.Ageouts != 0 || s.Inserts != 1 || s.Neighbors != 0 {
+	if s := b.Stats(); s.Removed != 1 || s.Deletes != 1 || s.Ageouts != 0 {
 		t.Fatalf("b stats %+v", s)
 	}
 
 	// A's next LLDPDU: a new neighbour again.
 	infoA.setName("alpha2")
 	a.Update()
-	if ev := nextEvent(t, events); ev.Kind != NeighborAdded || ev.Neighbor.SystemName() != "alpha2" {
-		t.Fatalf("event %v %+v", ev.Kind, ev.Neighbor)
+	ev = nextEvent(t, events)
+	if !lateAdd && ev.Kind == NeighborAdded && ev.Neighbor.SystemName() == "alpha" {
+		// A's late frame re-added alpha after the check above.
+		lateAdd = true
+		ev = nextEvent(t, events)
 	}
-	if s := b.Stats(); s.Inserts != 2 || s.Neighbors != 1 {
-		t.Fatalf("b stats %+v", s)
+	// Two inserts either way: alpha then alpha2, or alpha twice (alpha2
+	// then updates the re-added entry).
+	wantKind, wantInserts := NeighborAdded, uint64(2)
+	if lateAdd {
+		wantKind = NeighborUpdated
+	}
+	if ev.Kind != wantKind || ev.Neighbor.SystemName() != "alpha2" {
+		t.Fatalf("event %v %+v, want %v alpha2", ev.Kind, ev.Neighbor, wantKind)
+	}
+	if s := b.Stats(); uint64(s.Inserts) != wantInserts || s.Neighbors != 1 {
+		t.Fatalf("b stats %+v (late re-add %v)", s, lateAdd)
 	}
 }
